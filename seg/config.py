@@ -1,0 +1,110 @@
+"""The one place configuration is read.
+
+Paths derive from one environment variable, SEG_DATA_DIR (default ./data, relative to the working directory),
+so two data directories never share state. Tunables come from config/settings.yml (or SEG_CONFIG).
+Everything else receives a Settings object rather than reading the environment itself.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SETTINGS = REPO_ROOT / "config" / "settings.yml"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Layout of the runtime data directory."""
+
+    root: Path
+
+    @property
+    def incoming(self) -> Path:
+        return self.root / "incoming"
+
+    @property
+    def truth(self) -> Path:
+        return self.root / "truth"
+
+    @property
+    def lake(self) -> Path:
+        return self.root / "lake"
+
+    @property
+    def raw(self) -> Path:
+        return self.lake / "raw"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.lake / "quarantine"
+
+    @property
+    def manifests(self) -> Path:
+        return self.lake / "_manifests"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def mlflow(self) -> Path:
+        return self.root / "mlflow"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.root / "airflow"
+
+    @property
+    def dbt_target(self) -> Path:
+        return self.root / "dbt" / "target"
+
+    def raw_partition(self, source: str, day: str) -> Path:
+        return self.raw / source / f"ingest_date={day}"
+
+    def quarantine_partition(self, source: str, day: str) -> Path:
+        return self.quarantine / source / f"ingest_date={day}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    paths: Paths
+    raw: dict[str, Any]
+
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        return self.raw[section]
+
+    @cached_property
+    def mlflow_tracking_uri(self) -> str:
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.paths.mlflow / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> str:
+        return os.environ.get("SEG_MLFLOW_ARTIFACT_ROOT") or (self.paths.mlflow / "artifacts").as_uri()
+
+    @property
+    def redis_url(self) -> str | None:
+        """Redis for published segments; None keeps the embedded default (tables only)."""
+        return os.environ.get("SEG_REDIS_URL") or None
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("SEG_DATA_DIR", "data")).resolve()
+
+
+def load(data_root: Path | str | None = None) -> Settings:
+    """Settings for one data directory (SEG_DATA_DIR unless given)."""
+    settings_file = Path(os.environ.get("SEG_CONFIG", DEFAULT_SETTINGS))
+    raw = yaml.safe_load(settings_file.read_text())
+    root = Path(data_root).resolve() if data_root else data_dir()
+    return Settings(paths=Paths(root), raw=raw)
