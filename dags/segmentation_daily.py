@@ -1,0 +1,137 @@
+"""
+### segmentation_daily
+
+The whole segmentation pipeline for one day (the run's logical date is the **as-of date**).
+
+| stage | what it does | output |
+|---|---|---|
+| `land_<source>` | lands every incoming file of that source dated on or before the as-of date (late files too) | `lake/raw`, `lake/quarantine`, `lake/_manifests` |
+| `gate_raw` | Great Expectations on the rows landed for the day | `monitoring.gate_results`, Data Docs |
+| `dbt_build` | dbt staging -> intermediate -> marts (identity, orders, RFM) with dbt tests | schema `marts` |
+| `gate_marts` | grain, reconciliation with the lake, RFM ranges | |
+| `build_features` | dbt models tagged `features` (`marts.customer_features`) | |
+| `choose_model` | trains on the configured weekdays or when no champion exists, else reuses the champion | |
+| `train` / `load_champion` | scikit-learn model selection tracked in MLflow; alias `champion` | MLflow run + registry |
+| `assign` | every person gets a segment from the champion | `ml_stage.customer_assignments` |
+| `drift_report` | PSI of today's features vs the champion's reference | `reports/drift/<date>/` |
+| `gate_segments` | every person assigned exactly once, segment sizes | |
+| `publish` | swaps audited assignments into the marts | `marts.customer_segments`, `marts.customer_segment_history` |
+
+Tasks are thin calls into `seg.pipeline`; a failed gate fails its task (no retry) and nothing downstream runs,
+so the previously published marts and segments stay in place. DuckDB has one writer: one active run, and the
+tasks are chained.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Asset, dag, task
+
+from seg.contract import SOURCES
+
+SEGMENTS_ASSET = Asset("seg://marts/customer_segments")
+
+
+def _settings_and_date(ds: str):
+    # imported here: keeps DAG parsing cheap (no duckdb/pandas at import time)
+    import datetime as dt
+
+    from seg import config
+
+    return config.load(), dt.date.fromisoformat(ds)
+
+
+def _stage(name: str, *args, ds: str):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from seg import pipeline
+
+    settings, as_of = _settings_and_date(ds)
+    try:
+        return getattr(pipeline, name)(settings, *args, as_of)
+    except Exception as exc:
+        # A quality gate that fails is a verdict on the data: retrying cannot help.
+        if type(exc).__name__ == "GateFailed":
+            raise AirflowFailException(str(exc)) from exc
+        raise
+
+
+@dag(
+    dag_id="segmentation_daily",
+    schedule="@daily",
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["segmentation", "daily"],
+    doc_md=__doc__,
+    default_args={"owner": "data-platform", "retries": 0},
+)
+def segmentation_daily():
+    @task
+    def land(source: str, ds: str | None = None) -> dict:
+        summary = _stage("land", source, ds=ds)
+        summary.pop("entries", None)  # the manifest holds the per-file detail; keep XCom small
+        return summary
+
+    @task
+    def gate_raw(ds: str | None = None) -> dict:
+        return _stage("gate", "raw", ds=ds)
+
+    @task
+    def dbt_build(ds: str | None = None) -> dict:
+        return _stage("dbt_build", ds=ds)
+
+    @task
+    def gate_marts(ds: str | None = None) -> dict:
+        return _stage("gate", "marts", ds=ds)
+
+    @task
+    def build_features(ds: str | None = None) -> dict:
+        return _stage("build_features", ds=ds)
+
+    @task.branch
+    def choose_model(ds: str | None = None) -> str:
+        train_now, reason = _stage("should_train", ds=ds)
+        print(f"train={train_now}: {reason}")
+        return "train" if train_now else "load_champion"
+
+    @task
+    def train(ds: str | None = None) -> dict:
+        return _stage("train", ds=ds)
+
+    @task
+    def load_champion(ds: str | None = None) -> dict:
+        return _stage("load_champion", ds=ds)
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def assign(ds: str | None = None) -> dict:
+        return _stage("assign", ds=ds)
+
+    @task
+    def drift_report(ds: str | None = None) -> dict:
+        return _stage("drift_report", ds=ds)
+
+    @task
+    def gate_segments(ds: str | None = None) -> dict:
+        return _stage("gate", "segments", ds=ds)
+
+    @task(outlets=[SEGMENTS_ASSET])
+    def publish(ds: str | None = None) -> dict:
+        return _stage("publish", ds=ds)
+
+    # Landing tasks write separate files (no shared DuckDB), but run one after another: two cores.
+    landed = [land.override(task_id=f"land_{source}")(source) for source in SOURCES]
+    for upstream, downstream in zip(landed, landed[1:], strict=False):
+        upstream >> downstream
+    raw_ok = gate_raw()
+    landed[-1] >> raw_ok
+    features = build_features()
+    raw_ok >> dbt_build() >> gate_marts() >> features
+    branch = choose_model()
+    features >> branch
+    assigned = assign()
+    branch >> [train(), load_champion()] >> assigned
+    assigned >> drift_report() >> gate_segments() >> publish()
+
+
+segmentation_daily()

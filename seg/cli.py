@@ -1,0 +1,165 @@
+"""The `seg` command: a thin face over the package's functions (the DAG tasks are another).
+
+    seg generate --customers N --days D --end YYYY-MM-DD --seed S [--drift-from DATE] [--fault SRC:KIND:DATE ...]
+    seg import FILE --mapping MAPPING.yml [--date YYYY-MM-DD]
+    seg land [--date YYYY-MM-DD]          land incoming files without Airflow (debugging)
+    seg run --date YYYY-MM-DD [--days N]  run the daily DAG through Airflow for DATE (or N days ending at DATE)
+    seg summary                           what the data directory holds: landing, marts, segments, where to look
+    seg contract-docs                     print the data contract as Markdown (docs/data_contract.md)
+    seg ui                                Airflow UI + MLflow UI on localhost
+    seg bench                             benchmark (see `seg bench --help`)
+
+All commands work on the data directory SEG_DATA_DIR (default ./data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+
+from seg import config
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def cmd_generate(args) -> int:
+    from seg.generate import run
+
+    settings = config.load()
+    start = time.monotonic()
+    summary = run(settings.paths, customers=args.customers, days=args.days, end=args.end, seed=args.seed,
+                  drift_from=args.drift_from, faults=args.fault or [])
+    print(json.dumps(summary, indent=2, default=str))
+    print(f"generated into {settings.paths.incoming} in {time.monotonic() - start:.1f} s (truth: {settings.paths.truth})")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from seg.importer import MappingError, run_import
+
+    settings = config.load()
+    try:
+        summary = run_import(settings.paths, args.file, args.mapping, args.date)
+    except MappingError as exc:
+        print(f"seg import: {exc}\nnothing was written.", file=sys.stderr)
+        return 2
+    for source, info in summary.items():
+        print(f"{source}: {info['rows']} rows -> {info['file']}")
+    print(f"land them with: seg run --date {args.date}")
+    return 0
+
+
+def cmd_land(args) -> int:
+    from seg.lake.landing import land_all
+
+    for summary in land_all(config.load(), args.date):
+        print(f"{summary['source']:<18} files {summary['files_seen']:>4}  in {summary['rows_in']:>10}  "
+              f"landed {summary['rows_landed']:>10}  quarantined {summary['rows_quarantined']:>8}  "
+              f"rejected files {summary['files_rejected']}  duplicates {summary['files_duplicate']}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from seg import orchestrate
+
+    settings = config.load()
+    days = [args.date - dt.timedelta(days=n) for n in range(args.days - 1, -1, -1)]
+    for day in days:
+        code = orchestrate.run(settings, day)
+        if code:
+            print(f"seg run: the DAG failed for {day}; later dates were not run", file=sys.stderr)
+            return code
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from seg.summary import print_summary
+
+    print_summary(config.load())
+    return 0
+
+
+def cmd_contract_docs(args) -> int:
+    from seg.contract.docs import render_markdown
+
+    sys.stdout.write(render_markdown())
+    return 0
+
+
+def cmd_ui(args) -> int:
+    from seg.ui import serve
+
+    return serve(config.load(), airflow_port=args.airflow_port, mlflow_port=args.mlflow_port, docs_port=args.docs_port)
+
+
+def cmd_bench(args) -> int:
+    from seg.bench import main as bench_main
+
+    return bench_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="write synthetic multi-source data into incoming/ (truth into truth/)")
+    p.add_argument("--customers", type=int, default=20_000)
+    p.add_argument("--days", type=int, default=60)
+    p.add_argument("--end", type=_date, required=True, help="last day generated (YYYY-MM-DD)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--drift-from", type=_date, default=None, help="shift the persona mix from this day on")
+    p.add_argument("--fault", action="append", metavar="SOURCE:KIND:YYYY-MM-DD",
+                   help="inject a fault (repeatable); KIND: duplicate_file, truncated_file, missing_column, "
+                        "unknown_event_type, null_ids, negative_amounts, future_timestamps, wrong_units, volume_drop")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("import", help="turn your own export into contract files in incoming/ via a mapping YAML")
+    p.add_argument("file")
+    p.add_argument("--mapping", required=True)
+    p.add_argument("--date", type=_date, default=dt.date.today(), help="ingest date of the import (default today)")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("land", help="land incoming files dated on or before DATE (no Airflow)")
+    p.add_argument("--date", type=_date, default=dt.date.today())
+    p.set_defaults(func=cmd_land)
+
+    p = sub.add_parser("run", help="run the daily DAG through Airflow for DATE")
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--days", type=int, default=1, help="run N consecutive days ending at DATE")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("summary", help="print what the data directory holds and where to look next")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("contract-docs", help="print the data contract as Markdown")
+    p.set_defaults(func=cmd_contract_docs)
+
+    p = sub.add_parser("ui", help="serve the Airflow UI, the MLflow UI and the Data Docs on localhost")
+    p.add_argument("--airflow-port", type=int, default=8080)
+    p.add_argument("--mlflow-port", type=int, default=5000)
+    p.add_argument("--docs-port", type=int, default=8081)
+    p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("bench", help="benchmark the pipeline at several scales; prints a table, writes JSON")
+    p.add_argument("--scales", default="100000,1000000", help="comma-separated customer counts")
+    p.add_argument("--days", type=int, default=60)
+    p.add_argument("--out", default="bench_results/bench.json")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

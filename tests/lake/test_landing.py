@@ -1,0 +1,124 @@
+import datetime as dt
+import json
+import shutil
+
+import duckdb
+import pytest
+
+from seg.lake import landing
+
+DAY = "2026-01-05"
+
+
+def write_orders(settings, name: str, rows: list[tuple], day: str = DAY, fmt: str = "parquet"):
+    target = settings.paths.incoming / "orders" / day / f"{name}.{fmt}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    values = ", ".join(
+        "(" + ", ".join("NULL" if v is None else repr(v) if not isinstance(v, str) else "'" + v + "'" for v in row) + ")"
+        for row in rows
+    )
+    sql = f"select * from (values {values}) t(order_id, customer_id, email, ordered_at, channel, status, amount, currency)"
+    options = "(format parquet)" if fmt == "parquet" else "(format csv, header true)"
+    duckdb.sql(f"copy ({sql}) to '{target}' {options}")
+    return target
+
+
+GOOD = ("O0000000001", "C00000001", None, "2026-01-05 10:00:00", "web", "completed", 12.5, "EUR")
+NO_OWNER = ("O0000000002", None, None, "2026-01-05 11:00:00", "web", None, 3.0, "EUR")
+BAD_FORMAT_FUTURE = ("X1", None, "a@b.c", "2027-01-05 11:00:00", "fax", None, 3.0, None)
+NEGATIVE = ("O0000000004", "C00000002", None, "2026-01-05 12:00:00", "app", "completed", -4.0, "EUR")
+
+
+def read(path_glob):
+    return duckdb.sql(f"select * from read_parquet('{path_glob}', hive_partitioning = true) order by _row_number").fetchall()
+
+
+def test_rows_in_equal_landed_plus_quarantined_with_reasons(settings):
+    write_orders(settings, "orders_a", [GOOD, NO_OWNER, BAD_FORMAT_FUTURE, NEGATIVE])
+    summary = landing.land_source(settings, "orders", dt.date.fromisoformat(DAY))
+    assert summary["rows_in"] == 4
+    assert summary["rows_landed"] + summary["rows_quarantined"] == summary["rows_in"]
+    landed = read(settings.paths.raw / "orders" / "*" / "*.parquet")
+    assert [r[0] for r in landed] == ["O0000000001"]
+    quarantined = duckdb.sql(
+        f"select order_id, _reasons from read_parquet('{settings.paths.quarantine}/orders/*/*.parquet') order by _row_number"
+    ).fetchall()
+    reasons = dict(quarantined)
+    assert "rule customer_id_or_email" in reasons["O0000000002"]
+    assert {"order_id: bad format", "ordered_at: in the future", "channel: value not allowed"} <= set(reasons["X1"].split("; "))
+    assert reasons["O0000000004"] == "amount: below minimum"
+    manifest = json.loads(landing.manifest_path(settings.paths, landing.discover(settings.paths, dt.date(2026, 1, 5))[0]).read_text())
+    assert manifest["rows_quarantined"] == 3 and manifest["reasons"]["amount: below minimum"] == 1
+
+
+def test_defaults_fill_missing_status_and_currency(settings):
+    write_orders(settings, "orders_a", [("O0000000009", "C00000001", None, "2026-01-05 10:00:00", "web", None, 1.0, None)])
+    landing.land_source(settings, "orders", dt.date.fromisoformat(DAY))
+    row = duckdb.sql(f"select status, currency from read_parquet('{settings.paths.raw}/orders/*/*.parquet')").fetchall()[0]
+    assert row == ("completed", "EUR")
+
+
+def test_relanding_is_a_noop_and_a_changed_file_replaces_its_partition(settings):
+    write_orders(settings, "orders_a", [GOOD])
+    first = landing.land_source(settings, "orders", dt.date.fromisoformat(DAY))
+    again = landing.land_source(settings, "orders", dt.date.fromisoformat(DAY))
+    assert first["files_landed"] == 1 and again["files_skipped"] == 1 and again["rows_in"] == 0
+    changed = ("O0000000003",) + GOOD[1:]
+    write_orders(settings, "orders_a", [GOOD, changed])
+    third = landing.land_source(settings, "orders", dt.date.fromisoformat(DAY))
+    assert third["files_landed"] == 1
+    assert sorted(r[0] for r in read(settings.paths.raw / "orders" / "*" / "*.parquet")) == ["O0000000001", "O0000000003"]
+
+
+def test_duplicate_file_is_quarantined_whole_and_lands_nothing(settings):
+    original = write_orders(settings, "orders_a", [GOOD, NEGATIVE])
+    shutil.copy(original, original.with_name("orders_a_copy.parquet"))
+    summary = landing.land_source(settings, "orders", dt.date.fromisoformat(DAY))
+    assert summary["files_duplicate"] == 1
+    assert summary["rows_in"] == summary["rows_landed"] + summary["rows_quarantined"] == 4
+    assert len(read(settings.paths.raw / "orders" / "*" / "*.parquet")) == 1
+    assert (settings.paths.quarantine_partition("orders", DAY) / "_rejected" / "orders_a_copy.parquet").exists()
+
+
+def test_unreadable_file_is_rejected_kept_and_others_still_land(settings):
+    good = write_orders(settings, "orders_a", [GOOD])
+    broken = good.with_name("orders_b.parquet")
+    broken.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    summary = landing.land_source(settings, "orders", dt.date.fromisoformat(DAY))
+    assert summary["files_rejected"] == 1 and summary["files_landed"] == 1
+    entry = [e for e in summary["entries"] if e["status"] == "rejected"][0]
+    assert entry["message"].startswith("cannot read parquet file")
+    assert (settings.paths.quarantine_partition("orders", DAY) / "_rejected" / "orders_b.parquet").read_bytes() == broken.read_bytes()
+
+
+def test_missing_required_column_quarantines_every_row(settings):
+    target = settings.paths.incoming / "orders" / DAY / "orders_a.parquet"
+    target.parent.mkdir(parents=True)
+    duckdb.sql(f"copy (select 'O0000000001' order_id, 'C00000001' customer_id, timestamp '2026-01-05 10:00' ordered_at) to '{target}'")
+    summary = landing.land_source(settings, "orders", dt.date.fromisoformat(DAY))
+    assert summary["rows_landed"] == 0 and summary["rows_quarantined"] == 1
+    entry = json.loads(landing.manifest_path(settings.paths, landing.discover(settings.paths, dt.date(2026, 1, 5))[0]).read_text())
+    assert entry["reasons"] == {"amount: missing column": 1}
+    assert "amount" in entry["missing_columns"]
+
+
+def test_csv_values_that_do_not_cast_are_quarantined_not_nulled(settings):
+    good_as_text = GOOD[:6] + ("12.5", "EUR")
+    write_orders(settings, "orders_a", [good_as_text, ("O0000000002", "C00000001", None, "yesterday", "web", None, "12,5", "EUR")], fmt="csv")
+    summary = landing.land_source(settings, "orders", dt.date.fromisoformat(DAY))
+    assert (summary["rows_landed"], summary["rows_quarantined"]) == (1, 1)
+    reason = duckdb.sql(f"select _reasons from read_parquet('{settings.paths.quarantine}/orders/*/*.parquet')").fetchall()[0][0]
+    assert "ordered_at: not a timestamp" in reason and "amount: not a double" in reason
+
+
+def test_files_dated_after_the_run_date_wait(settings):
+    write_orders(settings, "orders_a", [GOOD])
+    write_orders(settings, "orders_b", [NEGATIVE], day="2026-01-06")
+    assert landing.land_source(settings, "orders", dt.date(2026, 1, 5))["files_seen"] == 1
+    assert landing.land_source(settings, "orders", dt.date(2026, 1, 6))["files_landed"] == 1  # the late day lands now
+
+
+@pytest.mark.parametrize("source", ["nope"])
+def test_unknown_source_is_a_clear_error(settings, source):
+    with pytest.raises(KeyError, match="unknown source 'nope'"):
+        landing.land_source(settings, source, dt.date(2026, 1, 5))
