@@ -48,7 +48,7 @@ def _stage(name: str, *args, ds: str):
 
     settings, as_of = _settings_and_date(ds)
     try:
-        return getattr(pipeline, name)(settings, *args, as_of)
+        return pipeline.run_stage(name, settings, *args, as_of_date=as_of)
     except Exception as exc:
         # A quality gate that fails is a verdict on the data: retrying cannot help.
         if type(exc).__name__ == "GateFailed":

@@ -58,7 +58,7 @@ def run_dag(settings: Settings, as_of_date: dt.date) -> tuple[str, list[StageRes
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
-    dag = bag.get_dag(settings["airflow"]["dag_id"])
+    dag = bag.dags[settings["airflow"]["dag_id"]]
     logical = pendulum.datetime(as_of_date.year, as_of_date.month, as_of_date.day, tz="UTC")
     dag_run = dag.test(logical_date=logical)
     stages = []

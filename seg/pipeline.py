@@ -77,3 +77,44 @@ def publish(settings: Settings, as_of_date: dt.date) -> dict:
     from seg.publish import run
 
     return run(settings, as_of_date)
+
+
+def _reset_peak_rss() -> None:
+    # Linux: writing 5 to clear_refs resets VmHWM, so each stage reports its own peak within a shared process.
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def run_stage(name: str, settings: Settings, *args, as_of_date: dt.date):
+    """Run one stage and append its wall time and peak RSS to reports/stage_metrics/<date>.jsonl (read by `seg bench`)."""
+    import json
+    import time
+
+    _reset_peak_rss()
+    start = time.monotonic()
+    status = "failed"
+    try:
+        result = globals()[name](settings, *args, as_of_date)
+        status = "success"
+        return result
+    finally:
+        record = {"stage": name + (f"_{args[0]}" if args else ""), "as_of_date": as_of_date.isoformat(), "status": status,
+                  "seconds": round(time.monotonic() - start, 3), "peak_rss_mb": _peak_rss_mb()}
+        out = settings.paths.reports / "stage_metrics" / f"{as_of_date.isoformat()}.jsonl"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")

@@ -1,0 +1,138 @@
+"""`seg bench` / `make bench`: wall time, peak RSS and throughput of the pipeline at several scales.
+
+Per scale, in a fresh data directory under bench_results/:
+1. `seg generate` (subprocess; wall time and peak RSS from wait4),
+2. `seg run` for the last day through Airflow (subprocess): landing of all days, gates, dbt, features, training,
+   assignment, drift, publish; per-stage wall time and peak RSS come from reports/stage_metrics (each stage
+   resets the process's peak RSS counter when it starts),
+3. a plain baseline with no orchestration: one DuckDB feature query over the landed lake plus one
+   MiniBatchKMeans fit on its result. The ratio DAG data work / baseline is printed.
+Targets (printed beside the figures, never asserted): data work <= 2x baseline, whole 1 M run <= 120 s and
+<= 3 GB RSS. Results go to a JSON file and a printed table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+END = dt.date(2026, 11, 2)
+TARGETS = {"whole_run_s_at_1m": 120, "peak_rss_gb": 3.0, "data_work_vs_baseline": 2.0}
+
+BASELINE = r"""
+import sys, time, json, duckdb, numpy as np
+from sklearn.cluster import MiniBatchKMeans
+raw = sys.argv[1]
+t0 = time.monotonic()
+con = duckdb.connect()
+con.execute("SET threads = 2")
+feats = con.execute(f'''
+    with o as (
+        select customer_id, count(distinct order_id) as frequency, sum(amount) as monetary,
+               date_diff('day', max(ordered_at)::date, DATE '{sys.argv[2]}') as recency_days
+        from read_parquet('{raw}/orders/*/*.parquet') where customer_id is not null group by 1),
+    e as (
+        select customer_id, count(*) as events, count(*) filter (where event_type = 'add_to_cart') as carts
+        from read_parquet('{raw}/events/*/*.parquet') where customer_id is not null group by 1)
+    select coalesce(o.frequency, 0), coalesce(o.monetary, 0), coalesce(o.recency_days, 999), coalesce(e.events, 0), coalesce(e.carts, 0)
+    from o full outer join e using (customer_id)''').fetchnumpy()
+X = np.column_stack([np.log1p(np.asarray(v, dtype=float)) for v in feats.values()])
+t1 = time.monotonic()
+MiniBatchKMeans(n_clusters=6, random_state=0, n_init=3, batch_size=4096).fit(X)
+t2 = time.monotonic()
+print(json.dumps({"rows": int(X.shape[0]), "query_s": t1 - t0, "fit_s": t2 - t1, "seconds": t2 - t0}))
+"""
+
+
+def _run(cmd: list[str], env: dict, log: Path) -> tuple[float, float, int, str]:
+    """Run a command; returns (seconds, peak RSS MB of that child, exit code, stdout)."""
+    start = time.monotonic()
+    with log.open("w") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.monotonic() - start, usage.ru_maxrss / 1024, proc.returncode, out
+
+
+def bench_scale(customers: int, days: int, out_dir: Path) -> dict:
+    data = out_dir / f"data_{customers}"
+    shutil.rmtree(data, ignore_errors=True)
+    env = {**os.environ, "SEG_DATA_DIR": str(data)}
+    seg = [sys.executable, "-m", "seg.cli"]
+    result: dict = {"customers": customers, "days": days}
+
+    secs, rss, code, _ = _run(seg + ["generate", "--customers", str(customers), "--days", str(days), "--end", END.isoformat(),
+                                     "--seed", "7"], env, out_dir / f"generate_{customers}.log")
+    if code:
+        raise RuntimeError(f"generate failed, see {out_dir / f'generate_{customers}.log'}")
+    result["generate"] = {"seconds": round(secs, 1), "peak_rss_mb": round(rss)}
+
+    secs, rss, code, out = _run(seg + ["run", "--date", END.isoformat()], env, out_dir / f"run_{customers}.log")
+    result["dag"] = {"seconds": round(secs, 1), "peak_rss_mb": round(rss), "success": code == 0}
+    metrics_file = data / "reports" / "stage_metrics" / f"{END.isoformat()}.jsonl"
+    stages = [json.loads(line) for line in metrics_file.read_text().splitlines()] if metrics_file.exists() else []
+    per_source = _landed_rows(data)
+    rows = sum(per_source.values())
+    for stage in stages:
+        # landing stages: that source's rows; later stages see (a transform of) every landed row
+        stage_rows = per_source.get(stage["stage"].removeprefix("land_"), rows)
+        stage["rows_per_s"] = round(stage_rows / stage["seconds"]) if stage["seconds"] else None
+    result["stages"] = stages
+    result["landed_rows"] = rows
+    result["data_work_s"] = round(sum(s["seconds"] for s in stages), 1)
+
+    secs, rss, code, out = _run([sys.executable, "-c", BASELINE, str(data / "lake" / "raw"), END.isoformat()], env,
+                                out_dir / f"baseline_{customers}.log")
+    base = json.loads(out) if code == 0 else {"seconds": None}
+    base["peak_rss_mb"] = round(rss)
+    result["baseline"] = base
+    if base.get("seconds"):
+        result["data_work_vs_baseline"] = round(result["data_work_s"] / base["seconds"], 2)
+    return result
+
+
+def _landed_rows(data: Path) -> dict[str, int]:
+    per_source: dict[str, int] = {}
+    for manifest in (data / "lake" / "_manifests").glob("*/*/*.json"):
+        entry = json.loads(manifest.read_text())
+        per_source[entry["source"]] = per_source.get(entry["source"], 0) + entry.get("rows_landed", 0)
+    return per_source
+
+
+def print_table(results: list[dict]) -> None:
+    for r in results:
+        print(f"\n=== {r['customers']:,} customers x {r['days']} days: {r['landed_rows']:,} rows landed ===")
+        print(f"{'stage':<28}{'seconds':>9}{'peak RSS MB':>13}{'rows/s':>12}")
+        print(f"{'generate (subprocess)':<28}{r['generate']['seconds']:>9}{r['generate']['peak_rss_mb']:>13}")
+        for s in r["stages"]:
+            rate = f"{s['rows_per_s']:,}" if s.get("rows_per_s") else ""
+            print(f"{s['stage']:<28}{s['seconds']:>9.1f}{(s['peak_rss_mb'] or 0):>13.0f}{rate:>12}")
+        print(f"{'DAG data work (sum)':<28}{r['data_work_s']:>9}")
+        print(f"{'DAG through Airflow (wall)':<28}{r['dag']['seconds']:>9}{r['dag']['peak_rss_mb']:>13}   success={r['dag']['success']}")
+        b = r["baseline"]
+        if b.get("seconds"):
+            print(f"{'baseline: query + fit':<28}{b['seconds']:>9.1f}{b['peak_rss_mb']:>13}   (query {b['query_s']:.1f} s, fit {b['fit_s']:.1f} s)")
+            print(f"ratio data work / baseline: {r['data_work_vs_baseline']}  (target <= {TARGETS['data_work_vs_baseline']})")
+        peak = max([r["dag"]["peak_rss_mb"], r["generate"]["peak_rss_mb"]]) / 1024
+        print(f"whole run {r['dag']['seconds']} s (target at 1 M <= {TARGETS['whole_run_s_at_1m']} s), "
+              f"peak RSS {peak:.2f} GB (target <= {TARGETS['peak_rss_gb']} GB)")
+
+
+def main(args) -> int:
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results = []
+    for scale in [int(s) for s in str(args.scales).split(",") if s]:
+        print(f"benchmarking {scale:,} customers ...", flush=True)
+        results.append(bench_scale(scale, args.days, out.parent))
+        out.write_text(json.dumps({"end": END.isoformat(), "targets": TARGETS, "results": results}, indent=2))
+    print_table(results)
+    print(f"\nwritten: {out}")
+    return 0 if all(r["dag"]["success"] for r in results) else 1

@@ -1,0 +1,125 @@
+"""The real daily DAG through Airflow on generated data: stages run, outputs reconcile, reruns change nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import shutil
+
+import pytest
+
+from seg import config
+from seg.lake.landing import read_manifests
+
+from .conftest import END, query, seg_run
+
+pytestmark = pytest.mark.e2e
+DAY1 = END - dt.timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def ran(generated_lake, tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e") / "data"
+    shutil.copytree(generated_lake.paths.incoming, root / "incoming")
+    settings = config.load(root)
+    proc = seg_run(root, "run", "--date", END.isoformat(), "--days", "2")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return settings, proc
+
+
+def table_fingerprint(settings, table: str) -> str:
+    rows = query(settings, f"select * from {table} order by all")
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def test_every_stage_ran_and_is_reported(ran):
+    _, proc = ran
+    for stage in ("land_orders", "gate_raw", "dbt_build", "gate_marts", "build_features", "assign", "drift_report",
+                  "gate_segments", "publish"):
+        assert stage in proc.stdout
+    assert f"segmentation_daily {END}: SUCCESS" in proc.stdout
+    # day 1 trained (no champion yet); day 2 is not a training weekday and reused the champion
+    assert f"segmentation_daily {DAY1}: SUCCESS" in proc.stdout
+
+
+def test_landing_reconciles_and_the_corrupt_file_is_rejected_with_its_reason(ran):
+    settings, _ = ran
+    incoming_files = sorted(p for p in settings.paths.incoming.rglob("*") if p.is_file())
+    entries = [e for source in ("crm_customers", "orders", "order_items", "events", "store_visits", "survey_responses")
+               for e in read_manifests(settings.paths, source)]
+    assert len(entries) == len(incoming_files), "every incoming file has a manifest entry"
+    for e in entries:
+        if e["status"] != "rejected":
+            assert e["rows_in"] == e["rows_landed"] + e["rows_quarantined"], e["file"]
+    rejected = [e for e in entries if e["status"] == "rejected"]
+    assert len(rejected) == 1 and rejected[0]["source"] == "orders"
+    assert "cannot read parquet file" in rejected[0]["message"]
+
+
+def test_marts_reconcile_with_the_landed_orders(ran):
+    settings, _ = ran
+    raw = settings.paths.raw / "orders" / "*" / "*.parquet"
+    (lake_orders, lake_revenue), = query(settings, f"""
+        with latest as (
+            select * from read_parquet('{raw}', hive_partitioning = true)
+            where ordered_at < date '{END}' + interval 1 day
+            qualify row_number() over (partition by order_id order by ingest_date desc, _row_number desc) = 1)
+        select count(*), round(sum(amount) filter (where status = 'completed'), 2) from latest""")
+    (mart_orders,), = query(settings, "select count(*) from marts.orders")
+    assert mart_orders == lake_orders
+    (rfm_revenue,), = query(settings, "select round(sum(monetary), 2) from marts.customer_rfm")
+    assert rfm_revenue == pytest.approx(lake_revenue, rel=1e-6)
+
+
+def test_every_person_has_exactly_one_published_segment(ran):
+    settings, _ = ran
+    (people,), = query(settings, "select count(*) from marts.customers")
+    (assigned, distinct_people, segments), = query(
+        settings, "select count(*), count(distinct person_id), count(distinct segment_id) from marts.customer_segments")
+    assert people == assigned == distinct_people
+    assert segments >= 2
+    dates = [r[0] for r in query(settings, "select distinct as_of_date from marts.customer_segment_history order by 1")]
+    assert dates == [DAY1, END]
+
+
+def test_mlflow_run_with_metrics_and_a_champion(ran):
+    settings, _ = ran
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    client = MlflowClient()
+    name = settings["ml"]["registered_model_name"]
+    champion = client.get_model_version_by_alias(name, "champion")
+    run = client.get_run(champion.run_id)
+    assert run.data.metrics, "the training run logged metrics"
+    (version,), = {r[0] for r in query(settings, "select model_version from marts.customer_segments")},
+    assert str(version) == str(champion.version)
+
+
+def test_quality_gate_results_and_drift_reports_exist(ran):
+    settings, _ = ran
+    for day in (DAY1, END):
+        for gate in ("raw", "marts", "segments"):
+            assert (settings.paths.reports / "gx" / day.isoformat() / f"{gate}.json").exists()
+        report = settings.paths.reports / "drift" / day.isoformat() / "drift_report.json"
+        assert json.loads(report.read_text())["decision"] in {"none", "warn", "retrain"}
+    assert (settings.paths.reports / "data_docs" / "index.html").exists()
+    gates = {r[0] for r in query(settings, "select distinct gate from monitoring.gate_results")}
+    assert {"raw", "marts", "segments"} <= gates
+
+
+def test_rerunning_a_date_changes_nothing(ran):
+    settings, _ = ran
+    tables = ["marts.customers", "marts.orders", "marts.customer_rfm", "marts.customer_features",
+              "marts.customer_segments", "marts.customer_segment_history", "monitoring.gate_results"]
+    before = {t: table_fingerprint(settings, t) for t in tables if t != "monitoring.gate_results"}
+    (gate_rows_before,), = query(settings, "select count(*) from monitoring.gate_results")
+    manifests_before = sorted(p.read_text() for p in settings.paths.manifests.rglob("*.json"))
+    proc = seg_run(settings.paths.root, "run", "--date", END.isoformat())
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert {t: table_fingerprint(settings, t) for t in before} == before
+    (gate_rows_after,), = query(settings, "select count(*) from monitoring.gate_results")
+    assert gate_rows_after == gate_rows_before
+    assert sorted(p.read_text() for p in settings.paths.manifests.rglob("*.json")) == manifests_before
