@@ -10,10 +10,10 @@ The whole segmentation pipeline for one day (the run's logical date is the **as-
 | `dbt_build` | dbt staging -> intermediate -> marts (identity, orders, RFM) with dbt tests | schema `marts` |
 | `gate_marts` | grain, reconciliation with the lake, RFM ranges | |
 | `build_features` | dbt models tagged `features` (`marts.customer_features`) | |
-| `choose_model` | trains on the configured weekdays or when no champion exists, else reuses the champion | |
+| `drift_report` | PSI of today's features and segment mix vs the champion's reference; decides none / warn / retrain | `reports/drift/<date>/`, `monitoring.drift_metrics` |
+| `choose_model` | trains on the configured weekdays, when no champion exists, or when drift asks for it; else reuses the champion | |
 | `train` / `load_champion` | scikit-learn model selection tracked in MLflow; alias `champion` | MLflow run + registry |
 | `assign` | every person gets a segment from the champion | `ml_stage.customer_assignments` |
-| `drift_report` | PSI of today's features vs the champion's reference | `reports/drift/<date>/` |
 | `gate_segments` | every person assigned exactly once, segment sizes | |
 | `publish` | swaps audited assignments into the marts | `marts.customer_segments`, `marts.customer_segment_history` |
 
@@ -89,9 +89,13 @@ def segmentation_daily():
     def build_features(ds: str | None = None) -> dict:
         return _stage("build_features", ds=ds)
 
+    @task
+    def drift_report(ds: str | None = None) -> dict:
+        return _stage("drift_report", ds=ds)
+
     @task.branch
-    def choose_model(ds: str | None = None) -> str:
-        train_now, reason = _stage("should_train", ds=ds)
+    def choose_model(drift: dict, ds: str | None = None) -> str:
+        train_now, reason = _stage("should_train", drift.get("decision"), ds=ds)
         print(f"train={train_now}: {reason}")
         return "train" if train_now else "load_champion"
 
@@ -106,10 +110,6 @@ def segmentation_daily():
     @task(trigger_rule="none_failed_min_one_success")
     def assign(ds: str | None = None) -> dict:
         return _stage("assign", ds=ds)
-
-    @task
-    def drift_report(ds: str | None = None) -> dict:
-        return _stage("drift_report", ds=ds)
 
     @task
     def gate_segments(ds: str | None = None) -> dict:
@@ -127,11 +127,12 @@ def segmentation_daily():
     landed[-1] >> raw_ok
     features = build_features()
     raw_ok >> dbt_build() >> gate_marts() >> features
-    branch = choose_model()
-    features >> branch
+    drift = drift_report()
+    features >> drift
+    branch = choose_model(drift)
     assigned = assign()
     branch >> [train(), load_champion()] >> assigned
-    assigned >> drift_report() >> gate_segments() >> publish()
+    assigned >> gate_segments() >> publish()
 
 
 segmentation_daily()

@@ -40,10 +40,14 @@ def build_features(settings: Settings, as_of_date: dt.date) -> dict:
     return dbt.build(settings, as_of_date.isoformat(), select=FEATURES_SELECTOR)
 
 
-def should_train(settings: Settings, as_of_date: dt.date) -> tuple[bool, str]:
+def should_train(settings: Settings, drift_decision: str | None, as_of_date: dt.date) -> tuple[bool, str]:
+    """Train on schedule, without a champion, or early when today's drift report decided `retrain`."""
     from ml.train import should_train as decide
 
-    return decide(settings, as_of_date)
+    train_now, reason = decide(settings, as_of_date, force=drift_decision == "retrain")
+    if drift_decision == "retrain":
+        reason = f"drift report decided retrain; {reason}"
+    return train_now, reason
 
 
 def train(settings: Settings, as_of_date: dt.date) -> dict:

@@ -1,0 +1,137 @@
+"""MLflow plumbing: tracking URI, experiments, the registered model's champion, and loading it back.
+
+The tracking store is `settings.mlflow_tracking_uri` (SQLite under the data directory by default; MLflow creates
+the tables on first use) and artifacts go to `settings.mlflow_artifact_root`. A champion is the model version the
+`champion` alias of `ml.registered_model_name` points to; the model directory carries `extra_files/reference.json`
+and `extra_files/segment_names.json` next to the fitted pipeline, so one download gives assignment and drift
+everything they need from one consistent version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+from seg.config import Settings
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+REFERENCE_FILE = "reference.json"
+SEGMENT_NAMES_FILE = "segment_names.json"
+MODEL_NAME_IN_RUN = "model"
+
+# Distributions whose installed versions are pinned into the logged model's requirements. Listing them
+# explicitly spares MLflow's dependency inference (~11 s per log_model). skops is the serialization format and
+# mlflow the loader, so a model cannot be loaded without them either.
+MODEL_REQUIREMENTS = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops")
+
+
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def client(settings: Settings) -> MlflowClient:
+    """Point MLflow (fluent API and client) at this data directory's store; create the SQLite parent folder.
+
+    `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI to the environment (for
+    subprocesses). seg.config reads MLFLOW_TRACKING_URI as an override, so the export would silently point every
+    later `seg.config.load()` in this process (another data directory, e.g. the next test) at this store; the
+    variables are put back as they were. MLflow keeps the URI in its own module state, which is what it reads.
+    """
+    uri = settings.mlflow_tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    saved = {name: os.environ.get(name) for name in _URI_VARIABLES}
+    try:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def experiment_id(settings: Settings, name: str | None = None) -> str:
+    """Id of the experiment `name` (default `ml.experiment_name`), created with the configured artifact root."""
+    name = name or settings["ml"]["experiment_name"]
+    mlc = client(settings)
+    experiment = mlc.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            mlc.restore_experiment(experiment.experiment_id)
+        return experiment.experiment_id
+    # Run ids and logged-model ids are unique, so every experiment can share the one artifact root.
+    return mlc.create_experiment(name, artifact_location=settings.mlflow_artifact_root)
+
+
+def pip_requirements() -> list[str]:
+    """Exact pins of the installed versions the logged pipeline needs (see MODEL_REQUIREMENTS)."""
+    return [f"{dist}=={metadata.version(dist)}" for dist in MODEL_REQUIREMENTS]
+
+
+def champion_version(settings: Settings, alias: str = CHAMPION) -> ModelVersion | None:
+    """The model version behind `alias` of `ml.registered_model_name`, or None if there is none yet."""
+    mlc = client(settings)
+    name = settings["ml"]["registered_model_name"]
+    try:
+        registered = mlc.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
+    version = registered.aliases.get(alias)
+    if version is None:
+        return None
+    return mlc.get_model_version(name, str(version))
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered model version, downloaded once: the fitted pipeline plus its JSON side files."""
+
+    version: str
+    run_id: str | None
+    pipeline: Any
+    features: list[str]
+    reference: dict[str, Any]
+    segment_names: dict[str, Any]
+
+
+def load_version(settings: Settings, version: ModelVersion) -> LoadedModel:
+    """Download one model version and load its sklearn pipeline, reference.json and segment_names.json."""
+    client(settings)
+    name = settings["ml"]["registered_model_name"]
+    with tempfile.TemporaryDirectory(prefix="seg-model-") as tmp:
+        local = Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version.version}", dst_path=tmp)
+        )
+        pipeline = mlflow.sklearn.load_model(str(local))
+        reference = json.loads((local / "extra_files" / REFERENCE_FILE).read_text())
+        segment_names = json.loads((local / "extra_files" / SEGMENT_NAMES_FILE).read_text())
+    return LoadedModel(
+        version=str(version.version),
+        run_id=version.run_id,
+        pipeline=pipeline,
+        features=list(reference["features_used"]),
+        reference=reference,
+        segment_names=segment_names,
+    )
+
+
+def load_champion(settings: Settings) -> LoadedModel | None:
+    """The champion, resolved once to a version number and loaded; None when no champion exists."""
+    version = champion_version(settings)
+    return None if version is None else load_version(settings, version)

@@ -1,0 +1,78 @@
+"""PSI and the drift decision rule, on hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ml.drift import DRIFT, NONE, RETRAIN, STABLE, WARN, WATCH, bin_labels, decide, psi, status
+
+CFG = {"psi_watch": 0.1, "psi_act": 0.25, "dataset_drift_share": 0.3}
+
+
+def test_psi_of_identical_distributions_is_zero():
+    assert psi([0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4]) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("ref", "cur", "expected"),
+    [
+        # 0.25*ln(0.25/0.5)*(-1) + 0.25*ln(0.75/0.5) = 0.25*0.693147 + 0.25*0.405465
+        ([0.5, 0.5], [0.25, 0.75], 0.274653),
+        # 0.3*ln4 + 0.1*ln1.5 + 0.1*ln1.5 + 0.3*ln4 = 0.415888 + 0.040547 + 0.040547 + 0.415888
+        ([0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1], 0.912870),
+        # empty reference bin floored at eps=1e-4: -0.1*ln(0.8) + (0.1-0.0001)*ln(0.1/0.0001) = 0.022314 + 0.690085
+        ([0.5, 0.5, 0.0], [0.5, 0.4, 0.1], 0.712399),
+    ],
+)
+def test_psi_matches_hand_computed_values(ref, cur, expected):
+    assert psi(ref, cur, eps=1e-4) == pytest.approx(expected, abs=1e-6)
+
+
+def test_psi_is_symmetric_in_its_arguments_and_finite_with_empty_bins():
+    assert psi([0.5, 0.5], [0.25, 0.75]) == pytest.approx(psi([0.25, 0.75], [0.5, 0.5]))
+    assert math.isfinite(psi([1.0, 0.0], [0.0, 1.0], eps=1e-4))
+
+
+def test_psi_rejects_vectors_over_different_bins():
+    with pytest.raises(ValueError, match="same bins"):
+        psi([0.5, 0.5], [0.2, 0.3, 0.5])
+
+
+def test_status_thresholds_are_inclusive_at_watch_and_act():
+    assert status(0.099, 0.1, 0.25) == STABLE
+    assert status(0.1, 0.1, 0.25) == WATCH
+    assert status(0.25, 0.1, 0.25) == DRIFT
+
+
+def test_decision_is_none_when_everything_is_stable():
+    decision, reasons = decide({"a": 0.01, "b": 0.02}, 0.0, CFG)
+    assert decision == NONE
+    assert reasons
+
+
+def test_decision_warns_when_a_minority_of_features_drifts():
+    decision, reasons = decide({f"f{i}": 0.0 for i in range(9)} | {"monetary": 0.9}, 0.01, CFG)
+    assert decision == WARN
+    assert any("monetary" in r for r in reasons)
+
+
+def test_decision_retrains_when_drifted_share_reaches_the_dataset_limit():
+    decision, reasons = decide({"a": 0.5, "b": 0.0, "c": 0.0}, 0.0, CFG)  # 1/3 >= 0.3
+    assert decision == RETRAIN
+    assert any("a (0.500)" in r for r in reasons)
+
+
+def test_decision_retrains_when_the_segment_mix_moves():
+    decision, reasons = decide({"a": 0.0, "b": 0.0}, 0.3, CFG)
+    assert decision == RETRAIN
+    assert any("segment mix" in r for r in reasons)
+
+
+def test_watch_level_feature_only_warns():
+    assert decide({"a": 0.15, "b": 0.0}, None, CFG)[0] == WARN
+
+
+def test_bin_labels_cover_every_bin_and_null():
+    assert bin_labels([1.0, 2.0]) == ["<= 1", "(1, 2]", "> 2", "NULL"]

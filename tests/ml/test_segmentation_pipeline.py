@@ -1,0 +1,190 @@
+"""Train -> assign -> drift on planted blobs, against a real DuckDB file and MLflow SQLite store in a temp dir.
+
+One training is shared by the module (it is the slow part: ~3-5 s); tests that change the table restore it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+from sklearn.metrics import adjusted_rand_score
+
+from ml import assign, drift, tracking, train
+from seg.warehouse import connect
+
+from .conftest import AS_OF, EMPTY_FEATURE, planted_blobs, small_settings, write_features
+
+N_ROWS = 4000
+N_BLOBS = 4
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    settings = small_settings(tmp_path_factory.mktemp("ml") / "data")
+    frame, labels = planted_blobs(N_ROWS, N_BLOBS)
+    write_features(settings, frame)
+    result = train.run(settings, AS_OF)
+    return settings, frame, labels, result
+
+
+def _assignments(settings):
+    with connect(settings, read_only=True) as con:
+        return con.execute("select * from ml_stage.customer_assignments order by person_id").df()
+
+
+def test_training_picks_the_planted_number_of_blobs(world):
+    _, _, _, result = world
+    assert result["k"] == N_BLOBS
+    assert result["promoted"] is True
+    assert result["metrics"]["silhouette"] > 0.5
+    assert len(result["segment_names"]) == N_BLOBS
+    assert len(set(result["segment_names"].values())) == N_BLOBS
+    json.dumps(result)  # XCom-safe
+
+
+def test_all_null_feature_is_dropped_and_recorded(world):
+    settings, _, _, result = world
+    assert EMPTY_FEATURE not in result["features"]
+    assert result["dropped_features"] == {EMPTY_FEATURE: "all NULL"}
+    champion = tracking.load_champion(settings)
+    assert champion.features == result["features"]
+
+
+def test_mlflow_has_parent_run_child_runs_metrics_artifacts_and_champion(world):
+    settings, _, _, result = world
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+    parent = client.get_run(result["run_id"])
+    assert parent.data.tags["as_of_date"] == AS_OF.isoformat()
+    assert parent.data.tags["rows"] == str(N_ROWS)
+    assert parent.data.tags["features"] == ",".join(result["features"])
+    assert parent.data.metrics["silhouette"] == pytest.approx(result["metrics"]["silhouette"])
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert sorted(int(c.data.params["k"]) for c in children) == list(range(2, 7))
+    assert all(
+        {"silhouette", "davies_bouldin", "calinski_harabasz", "inertia"} <= set(c.data.metrics) for c in children
+    )
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert artifacts == {"plots/model_selection.png", "plots/pca_segments.png", "plots/segment_profiles.png"}
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.name == settings["ml"]["experiment_name"]
+    assert experiment.artifact_location == settings.mlflow_artifact_root
+
+    champion = tracking.champion_version(settings)
+    assert champion is not None and str(champion.version) == result["model_version"]
+    assert champion.run_id == result["run_id"]
+    model_dir = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{settings['ml']['registered_model_name']}@champion"
+    )
+    reference = json.loads(Path(model_dir, "extra_files", "reference.json").read_text())
+    assert set(reference["features"]) == set(result["features"])
+    assert len(reference["features"]["monetary"]["edges"]) == settings["drift"]["psi_bins"] - 1
+    assert sum(reference["segment_proportions"].values()) == pytest.approx(1.0)
+    requirements = Path(model_dir, "requirements.txt").read_text()
+    assert "scikit-learn==" in requirements and "pandas==" in requirements and "numpy==" in requirements
+
+
+def test_assignment_recovers_the_planted_blobs(world):
+    settings, frame, labels, _ = world
+    assign.run(settings, AS_OF)
+    got = _assignments(settings).set_index("person_id").loc[frame["person_id"]]
+    assert adjusted_rand_score(labels, got["segment_id"].to_numpy()) >= 0.9
+
+
+def test_assignment_writes_every_person_once_and_is_idempotent(world):
+    settings, frame, _, result = world
+    first = assign.run(settings, AS_OF)
+    table_1 = _assignments(settings)
+    second = assign.run(settings, AS_OF)
+    table_2 = _assignments(settings)
+    assert first["rows"] == second["rows"] == N_ROWS
+    assert sum(first["counts"].values()) == N_ROWS
+    assert len(table_1) == N_ROWS and table_1["person_id"].is_unique
+    assert set(table_1["person_id"]) == set(frame["person_id"])
+    assert table_1.equals(table_2)
+    assert (table_1["model_version"] == result["model_version"]).all()
+    assert (table_1["as_of_date"].astype(str) == AS_OF.isoformat()).all()
+    assert table_1["customer_id"].isna().sum() == frame["customer_id"].isna().sum()
+    assert (table_1["distance_to_centroid"] >= 0).all()
+    names = table_1.groupby("segment_id")["segment_name"].unique()
+    assert all(len(n) == 1 and n[0] == result["segment_names"][str(s)] for s, n in names.items())
+
+
+def test_drift_on_identical_data_decides_none_and_rerun_replaces_rows(world):
+    settings, _, _, result = world
+    out = drift.run(settings, AS_OF)
+    assert out["decision"] == "none"
+    assert max(out["psi"].values()) < settings["drift"]["psi_watch"]
+    drift.run(settings, AS_OF)
+    with connect(settings, read_only=True) as con:
+        rows = con.execute(
+            "select feature, status, model_version from monitoring.drift_metrics where as_of_date = ?", [AS_OF]
+        ).fetchall()
+    assert len(rows) == len(result["features"]) + 1  # features + segment mix, once despite the rerun
+    assert {r[2] for r in rows} == {result["model_version"]}
+    html = Path(out["report_html"]).read_text()
+    assert "data:image/png;base64," in html
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    experiment = client.get_experiment_by_name(settings["drift"]["experiment_name"])
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"attributes.run_name = 'drift-{AS_OF}'")
+    assert len(runs) == 1
+
+
+def test_drift_flags_a_feature_multiplied_by_100(world):
+    settings, frame, _, _ = world
+    day = AS_OF + timedelta(days=1)
+    shifted = frame.assign(monetary=frame["monetary"] * 100)
+    write_features(settings, shifted)
+    try:
+        out = drift.run(settings, day)
+    finally:
+        write_features(settings, frame)
+    assert out["decision"] in {"warn", "retrain"}
+    assert out["drifted_features"] == ["monetary"]
+    assert out["psi"]["monetary"] >= settings["drift"]["psi_act"]
+    assert all(v < settings["drift"]["psi_watch"] for f, v in out["psi"].items() if f != "monetary")
+    report = json.loads(Path(out["report_json"]).read_text())
+    assert report["decision"] == out["decision"]
+    assert str(settings.paths.reports / "drift" / day.isoformat()) in out["report_json"]
+
+
+def test_should_train_on_training_weekdays_or_when_forced(world):
+    settings, _, _, _ = world
+    assert AS_OF.weekday() in settings["ml"]["train_weekdays"]
+    assert train.should_train(settings, AS_OF)[0] is True
+    tuesday = AS_OF + timedelta(days=1)
+    go, reason = train.should_train(settings, tuesday)
+    assert go is False and "not a training day" in reason
+    assert train.should_train(settings, tuesday, force=True) == (True, "forced")
+
+
+def test_a_worse_model_becomes_challenger_and_champion_stays(world):
+    settings, _, _, result = world
+    settings["ml"]["promotion_silhouette_tolerance"] = -1.0  # demand an impossible improvement
+    try:
+        second = train.run(settings, AS_OF + timedelta(days=7))
+    finally:
+        settings["ml"]["promotion_silhouette_tolerance"] = 0.02
+    assert second["promoted"] is False
+    assert str(tracking.champion_version(settings).version) == result["model_version"]
+    assert str(tracking.champion_version(settings, alias="challenger").version) == second["model_version"]
+    run = MlflowClient(tracking_uri=settings.mlflow_tracking_uri).get_run(second["run_id"])
+    assert run.data.tags["promotion"] == "challenger"
+    assert "worse" in run.data.tags["promotion_reason"]
+
+
+def test_drift_without_a_champion_reports_no_model_yet(tmp_path):
+    settings = small_settings(tmp_path / "data")
+    out = drift.run(settings, AS_OF)
+    assert out["decision"] == "none"
+    assert out["reasons"] == ["no model yet"]
+    report = json.loads(Path(out["report_json"]).read_text())
+    assert report["reasons"] == ["no model yet"]
+    assert Path(out["report_html"]).read_text().startswith("<!doctype html>")
+    assert train.should_train(settings, AS_OF + timedelta(days=1)) == (True, "no champion model yet")
