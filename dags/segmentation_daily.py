@@ -10,6 +10,7 @@ The whole segmentation pipeline for one day (the run's logical date is the **as-
 | `dbt_build` | dbt staging -> intermediate -> marts (identity, orders, RFM) with dbt tests | schema `marts` |
 | `gate_marts` | grain, reconciliation with the lake, RFM ranges | |
 | `build_features` | dbt models tagged `features` (`marts.customer_features`) | |
+| `gate_features` | one row per customer, features before any model reads them | |
 | `drift_report` | PSI of today's features and segment mix vs the champion's reference; decides none / warn / retrain | `reports/drift/<date>/`, `monitoring.drift_metrics` |
 | `choose_model` | trains on the configured weekdays, when no champion exists, or when drift asks for it; else reuses the champion | |
 | `train` / `load_champion` | scikit-learn model selection tracked in MLflow; alias `champion` | MLflow run + registry |
@@ -90,6 +91,10 @@ def segmentation_daily():
         return _stage("build_features", ds=ds)
 
     @task
+    def gate_features(ds: str | None = None) -> dict:
+        return _stage("gate", "features", ds=ds)
+
+    @task
     def drift_report(ds: str | None = None) -> dict:
         return _stage("drift_report", ds=ds)
 
@@ -128,7 +133,7 @@ def segmentation_daily():
     features = build_features()
     raw_ok >> dbt_build() >> gate_marts() >> features
     drift = drift_report()
-    features >> drift
+    features >> gate_features() >> drift
     branch = choose_model(drift)
     assigned = assign()
     branch >> [train(), load_champion()] >> assigned

@@ -103,9 +103,11 @@ GATES: dict[str, Gate] = {
     ),
     "marts": Gate(
         "marts",
-        suites=("mart__customers", "mart__customer_rfm", "mart__orders", "mart__customer_features"),
+        suites=("mart__customers", "mart__customer_rfm", "mart__orders"),
         prepare=(refresh_lake_views,),  # the revenue reconciliation reads lake.orders
     ),
+    # features are built after the marts gate (dbt models tagged `features`) and checked before any model sees them
+    "features": Gate("features", suites=("mart__customer_features",)),
     "segments": Gate("segments", suites=("segments__assignments",)),
 }
 

@@ -101,13 +101,13 @@ def test_mlflow_run_with_metrics_and_a_champion(ran):
 def test_quality_gate_results_and_drift_reports_exist(ran):
     settings, _ = ran
     for day in (DAY1, END):
-        for gate in ("raw", "marts", "segments"):
+        for gate in ("raw", "marts", "features", "segments"):
             assert (settings.paths.reports / "gx" / day.isoformat() / f"{gate}.json").exists()
         report = settings.paths.reports / "drift" / day.isoformat() / "drift_report.json"
         assert json.loads(report.read_text())["decision"] in {"none", "warn", "retrain"}
     assert (settings.paths.reports / "data_docs" / "index.html").exists()
     gates = {r[0] for r in query(settings, "select distinct gate from monitoring.gate_results")}
-    assert {"raw", "marts", "segments"} <= gates
+    assert {"raw", "marts", "features", "segments"} <= gates
 
 
 def test_rerunning_a_date_changes_nothing(ran):
