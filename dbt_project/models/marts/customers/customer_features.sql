@@ -1,0 +1,214 @@
+-- One row per person in customers: the model's feature vector as of the as-of date. A feature whose source
+-- holds no data (int_sources_summarised.is_available) is NULL, never zero; a ratio without a denominator is NULL.
+{{ config(tags=['features']) }}
+{%- set as_of = "cast('" ~ var('as_of_date') ~ "' as date)" %}
+
+with
+
+customers as (
+
+    select * from {{ ref('customers') }}
+
+),
+
+customer_rfm as (
+
+    select * from {{ ref('customer_rfm') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('int_orders_attributed') }}
+
+),
+
+events as (
+
+    select * from {{ ref('int_events_sessionized') }}
+
+),
+
+sessions as (
+
+    select * from {{ ref('sessions') }}
+
+),
+
+store_visits as (
+
+    select * from {{ ref('int_store_visits_attributed') }}
+
+),
+
+survey_answers as (
+
+    select * from {{ ref('int_survey_answers_pivoted') }}
+
+),
+
+sources as (
+
+    select * from {{ ref('int_sources_summarised') }}
+
+),
+
+availability as (
+
+    select
+        coalesce(bool_or(source_name = 'orders' and is_available), false) as has_orders,
+        coalesce(bool_or(source_name = 'order_items' and is_available), false) as has_order_items,
+        coalesce(bool_or(source_name = 'events' and is_available), false) as has_events,
+        coalesce(bool_or(source_name = 'store_visits' and is_available), false) as has_store_visits,
+        coalesce(bool_or(source_name = 'survey_responses' and is_available), false) as has_survey_responses
+    from sources
+
+),
+
+order_stats as (
+
+    select
+        person_id,
+        count(case when is_completed and channel = 'web' then 1 end) as web_order_count,
+        count(case when is_completed and channel = 'app' then 1 end) as app_order_count,
+        count(case when is_completed and channel = 'store' then 1 end) as store_order_count,
+        count(case when status = 'returned' then 1 end) as returned_order_count,
+        count(case when status in ('completed', 'returned') then 1 end) as kept_or_returned_order_count,
+        sum(case when is_completed then discount_amount end) as discount_amount,
+        sum(case when is_completed then gross_item_amount end) as gross_item_amount,
+        avg(case when is_completed then unit_count end) as avg_units_per_order
+    from orders
+    where person_id is not null
+    group by person_id
+
+),
+
+event_stats as (
+
+    select
+        sessions.person_id,
+        count(*) as event_count,
+        count(case when events.event_type = 'product_view' then 1 end) as product_view_count,
+        count(case when events.event_type = 'add_to_cart' then 1 end) as add_to_cart_count,
+        count(case when events.event_type = 'search' then 1 end) as search_count,
+        count(case when events.event_type = 'video_play' then 1 end) as video_play_count,
+        avg(events.video_percent) as avg_video_percent,
+        avg(events.scroll_percent) as avg_scroll_percent,
+        avg(case when extract(hour from events.occurred_at) >= 18 then 1.0 else 0.0 end) as evening_event_share,
+        avg(case when extract(isodow from events.occurred_at) in (6, 7) then 1.0 else 0.0 end) as weekend_event_share,
+        max(events.event_date) as last_event_date
+    from events
+    inner join sessions
+        on events.session_id = sessions.session_id
+    where sessions.person_id is not null
+    group by sessions.person_id
+
+),
+
+session_stats as (
+
+    select
+        person_id,
+        count(*) as session_count,
+        count(case when has_add_to_cart then 1 end) as cart_session_count,
+        count(case when is_cart_abandoned then 1 end) as abandoned_cart_session_count,
+        avg(session_duration_s) as avg_session_duration_s
+    from sessions
+    where person_id is not null
+    group by person_id
+
+),
+
+visit_stats as (
+
+    select
+        person_id,
+        count(*) as store_visit_count,
+        sum(purchase_amount) as store_spend,
+        avg(dwell_minutes) as avg_dwell_minutes
+    from store_visits
+    where person_id is not null
+    group by person_id
+
+),
+
+final as (
+
+    select
+        customers.person_id,
+        customers.customer_id,
+        {{ as_of }} as as_of_date,
+
+        -- orders (RFM as in customer_rfm)
+        customer_rfm.recency_days,
+        case when availability.has_orders then coalesce(customer_rfm.frequency, 0) end as frequency,
+        case when availability.has_orders then coalesce(customer_rfm.monetary, 0) end as monetary,
+        customer_rfm.monetary / nullif(customer_rfm.frequency, 0) as avg_order_value,
+        case
+            when availability.has_order_items
+                then order_stats.discount_amount / nullif(order_stats.gross_item_amount, 0)
+        end as discount_share,
+        order_stats.web_order_count * 1.0 / nullif(customer_rfm.frequency, 0) as web_order_share,
+        order_stats.app_order_count * 1.0 / nullif(customer_rfm.frequency, 0) as app_order_share,
+        order_stats.store_order_count * 1.0 / nullif(customer_rfm.frequency, 0) as store_order_share,
+        order_stats.returned_order_count * 1.0
+        / nullif(order_stats.kept_or_returned_order_count, 0) as return_rate,
+        case when availability.has_order_items then order_stats.avg_units_per_order end as avg_units_per_order,
+
+        -- store
+        case when availability.has_store_visits then coalesce(visit_stats.store_visit_count, 0) end
+            as store_visit_count,
+        case when availability.has_store_visits then coalesce(visit_stats.store_spend, 0) end as store_spend,
+        visit_stats.avg_dwell_minutes,
+
+        -- web / app behaviour
+        case when availability.has_events then coalesce(event_stats.event_count, 0) end as event_count,
+        case when availability.has_events then coalesce(session_stats.session_count, 0) end as session_count,
+        case when availability.has_events then coalesce(event_stats.product_view_count, 0) end
+            as product_view_count,
+        case when availability.has_events then coalesce(event_stats.add_to_cart_count, 0) end
+            as add_to_cart_count,
+        case when availability.has_events then coalesce(event_stats.search_count, 0) end as search_count,
+        case when availability.has_events then coalesce(event_stats.video_play_count, 0) end
+            as video_play_count,
+        session_stats.abandoned_cart_session_count * 1.0
+        / nullif(session_stats.cart_session_count, 0) as cart_abandonment_rate,
+        session_stats.avg_session_duration_s,
+        event_stats.avg_video_percent,
+        event_stats.avg_scroll_percent,
+        event_stats.evening_event_share,
+        event_stats.weekend_event_share,
+        {{ days_between('event_stats.last_event_date', as_of) }}
+            as days_since_last_event,
+
+        -- survey (latest answer, Likert 1-5)
+        survey_answers.price_sensitivity,
+        survey_answers.brand_loyalty,
+        survey_answers.sustainability_interest,
+        survey_answers.innovation_seeking,
+        survey_answers.shopping_enjoyment,
+
+        -- CRM
+        {{ days_between('cast(customers.signup_at as date)', as_of) }}
+            as tenure_days,
+        floor(
+            {{ days_between('customers.birth_date', as_of) }} / 365.25
+        ) as age_years
+    from customers
+    cross join availability
+    left join customer_rfm
+        on customers.person_id = customer_rfm.person_id
+    left join order_stats
+        on customers.person_id = order_stats.person_id
+    left join event_stats
+        on customers.person_id = event_stats.person_id
+    left join session_stats
+        on customers.person_id = session_stats.person_id
+    left join visit_stats
+        on customers.person_id = visit_stats.person_id
+    left join survey_answers
+        on customers.person_id = survey_answers.person_id
+
+)
+
+select * from final

@@ -1,0 +1,48 @@
+with
+
+source as (
+
+    select * from {{ lake_source('order_items') }}
+
+),
+
+renamed as (
+
+    select
+        order_id,
+        cast(line_no as integer) as line_no,
+        sku,
+        category,
+        cast(quantity as integer) as quantity,
+        cast(unit_price as double) as unit_price,
+        cast(coalesce(discount, 0) as double) as discount_share,
+        cast(ingest_date as date) as ingest_date,
+        _source_file as source_file,
+        _row_number as source_row_number
+    from source
+    -- order lines carry no timestamp: the landing day bounds them; the orders they belong to bound them again
+    where {{ as_of_filter() }}
+
+),
+
+deduplicated as (
+
+    select
+        *,
+        row_number() over (
+            partition by order_id, line_no
+            order by ingest_date desc, source_file desc, source_row_number desc
+        ) as version_rank
+    from renamed
+
+),
+
+final as (
+
+    select * exclude (version_rank)
+    from deduplicated
+    where version_rank = 1
+
+)
+
+select * from final

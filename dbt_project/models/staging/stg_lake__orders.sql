@@ -1,0 +1,48 @@
+with
+
+source as (
+
+    select * from {{ lake_source('orders') }}
+
+),
+
+renamed as (
+
+    select
+        order_id,
+        customer_id,
+        {{ normalise_email('email') }} as email,
+        cast(ordered_at as timestamp) as ordered_at,
+        channel,
+        coalesce(status, 'completed') as status,
+        cast(amount as double) as amount,
+        coalesce(currency, 'EUR') as currency,
+        cast(ingest_date as date) as ingest_date,
+        _source_file as source_file,
+        _row_number as source_row_number
+    from source
+    where {{ as_of_filter('ordered_at') }}
+
+),
+
+deduplicated as (
+
+    select
+        *,
+        row_number() over (
+            partition by order_id
+            order by ingest_date desc, source_file desc, source_row_number desc
+        ) as version_rank
+    from renamed
+
+),
+
+final as (
+
+    select * exclude (version_rank)
+    from deduplicated
+    where version_rank = 1
+
+)
+
+select * from final
