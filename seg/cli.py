@@ -73,7 +73,7 @@ def cmd_run(args) -> int:
     settings = config.load()
     days = [args.date - dt.timedelta(days=n) for n in range(args.days - 1, -1, -1)]
     for day in days:
-        code = orchestrate.run(settings, day)
+        code = orchestrate.run(settings, day, log_level=None if args.verbose else "WARNING")
         if code:
             print(f"seg run: the DAG failed for {day}; later dates were not run", file=sys.stderr)
             return code
@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the daily DAG through Airflow for DATE")
     p.add_argument("--date", type=_date, required=True)
     p.add_argument("--days", type=int, default=1, help="run N consecutive days ending at DATE")
+    p.add_argument("--verbose", action="store_true", help="show Airflow's INFO task logs (default: warnings and errors)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("summary", help="print what the data directory holds and where to look next")

@@ -19,7 +19,7 @@ from seg.config import REPO_ROOT, Settings
 DAGS_FOLDER = REPO_ROOT / "dags"
 
 
-def airflow_env(settings: Settings) -> dict[str, str]:
+def airflow_env(settings: Settings, log_level: str | None = None) -> dict[str, str]:
     home = settings.paths.airflow_home
     env = {
         "AIRFLOW_HOME": str(home),
@@ -31,6 +31,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__API__PORT": str(settings["airflow"].get("api_port", 8080)),
         "SEG_DATA_DIR": str(settings.paths.root),
     }
+    if log_level:
+        env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = log_level
     # an explicit metadata database (e.g. PostgreSQL, as in docker-compose) wins over the embedded SQLite
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = os.environ.get(
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home / 'airflow.db'}"
@@ -45,10 +47,10 @@ class StageResult:
     seconds: float | None
 
 
-def run_dag(settings: Settings, as_of_date: dt.date) -> tuple[str, list[StageResult]]:
+def run_dag(settings: Settings, as_of_date: dt.date, log_level: str | None = None) -> tuple[str, list[StageResult]]:
     """Run segmentation_daily for `as_of_date` with dag.test(); returns the run state and per-task results."""
     settings.paths.airflow_home.mkdir(parents=True, exist_ok=True)
-    os.environ.update(airflow_env(settings))
+    os.environ.update(airflow_env(settings, log_level))
 
     import pendulum
     from airflow.dag_processing.dagbag import DagBag
@@ -77,8 +79,8 @@ def print_stages(state: str, stages: list[StageResult], as_of_date: dt.date, wal
         print(f"  {s.task_id:<24}{s.state:<18}{secs}", file=out)
 
 
-def run(settings: Settings, as_of_date: dt.date) -> int:
+def run(settings: Settings, as_of_date: dt.date, log_level: str | None = None) -> int:
     start = time.monotonic()
-    state, stages = run_dag(settings, as_of_date)
+    state, stages = run_dag(settings, as_of_date, log_level)
     print_stages(state, stages, as_of_date, time.monotonic() - start)
     return 0 if state == "success" else 1
