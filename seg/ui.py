@@ -14,14 +14,16 @@ from seg.orchestrate import airflow_env
 
 def serve(settings: Settings, airflow_port: int, mlflow_port: int, docs_port: int) -> int:
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, **airflow_env(settings), "AIRFLOW__API__PORT": str(airflow_port)}
+    env = {**os.environ, **airflow_env(settings), "AIRFLOW__API__PORT": str(airflow_port),
+           # `airflow standalone` starts its components as `airflow ...` subprocesses: the venv must be on PATH
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     settings.paths.mlflow.mkdir(parents=True, exist_ok=True)
     docs_dir = settings.paths.reports / "data_docs"
     docs_dir.mkdir(parents=True, exist_ok=True)
     procs = [
         # standalone = api-server + scheduler + dag-processor with SQLite; parallelism is capped in airflow_env
         subprocess.Popen([str(bin_dir / "airflow"), "standalone"], env=env),
-        subprocess.Popen([str(bin_dir / "mlflow"), "ui", "--backend-store-uri", settings.mlflow_tracking_uri,
+        subprocess.Popen([str(bin_dir / "mlflow"), "server", "--workers", "1", "--backend-store-uri", settings.mlflow_tracking_uri,
                           "--default-artifact-root", settings.mlflow_artifact_root, "--host", "127.0.0.1",
                           "--port", str(mlflow_port)], env=env),
         subprocess.Popen([sys.executable, "-m", "http.server", str(docs_port), "--bind", "127.0.0.1",
