@@ -216,12 +216,14 @@ def build(
 
 
 def docs_generate(settings: Settings, as_of_date: str | dt.date | None = None) -> Path:
-    """`dbt docs generate` into <data dir>/dbt/target; returns the path of index.html.
+    """`dbt docs generate --static` into <data dir>/dbt/target; returns the path of index.html.
 
+    index.html needs a web server (it fetches manifest.json and catalog.json): `dbt docs serve` or any static
+    server on that directory. static_index.html beside it has both embedded and opens straight from disk.
     Without an as-of date the models are not compiled again (`--no-compile`): the catalog is read from the
     warehouse and the lineage from the project.
     """
-    command = ["docs", "generate"]
+    command = ["docs", "generate", "--static"]
     if as_of_date is None:
         command.append("--no-compile")
     invoke(settings, command, as_of_date)

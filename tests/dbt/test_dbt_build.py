@@ -40,8 +40,8 @@ def test_full_build_is_green_with_unit_and_data_tests(full_lake):
     assert core["by_resource_type"]["unit_test"]["pass"] >= 5
     assert core["by_resource_type"]["model"]["success"] >= 19
     assert core["by_resource_type"]["test"]["pass"] > 100
-    # the features step builds exactly the tagged model (+ its tests)
-    assert features["by_resource_type"]["model"] == {"success": 1}
+    # the features step builds exactly the tagged models (customer_features + its history) and their tests
+    assert features["by_resource_type"]["model"] == {"success": 2}
 
 
 def test_layers_land_in_their_own_schemas(full_query):
@@ -296,8 +296,9 @@ def test_features_of_present_sources_are_counted(full_query):
     # 8 events in 2 sessions on her phone; 1 of 2 cart sessions bought; 2 web + 1 app orders;
     # 10 EUR discount on 100 + 50 + 40 gross; survey 4 / 2
     assert row[:5] == (8, 2, 2, 2, 0.5)
-    assert row[5:7] == (pytest.approx(2 / 3), pytest.approx(1 / 3))
-    assert row[7] == pytest.approx(10 / 190)
+    # ratios are rounded to var ratio_decimals (6) places, so they compare exactly
+    assert row[5:7] == (round(2 / 3, 6), round(1 / 3, 6))
+    assert row[7] == round(10 / 190, 6)
     assert row[8:] == (4, 2)
     eve = person_of(full_query, lake.EVE)
     assert full_query(
@@ -374,6 +375,9 @@ def test_docs_generate_writes_the_site_into_the_data_directory(full_lake):
     index = seg_dbt.docs_generate(settings)
     assert index == settings.paths.root / "dbt" / "target" / "index.html"
     assert index.exists() and (index.parent / "catalog.json").exists()
+    # the self-contained page (manifest + catalog embedded) documents the history snapshots too
+    static = (index.parent / "static_index.html").read_text()
+    assert "customer_features_history" in static and "assert_orders_reconcile_with_lake" in static
 
 
 def test_every_model_and_column_is_described(full_lake, full_query):

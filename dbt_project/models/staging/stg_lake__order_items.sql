@@ -14,8 +14,9 @@ renamed as (
         sku,
         category,
         cast(quantity as integer) as quantity,
-        cast(unit_price as double) as unit_price,
-        cast(coalesce(discount, 0) as double) as discount_share,
+        -- exact types (see macros/rounding.sql): cents, and the discount share to 4 decimals (contract: 0 to 1)
+        cast(unit_price as decimal(18, 2)) as unit_price,
+        cast(coalesce(discount, 0) as decimal(5, 4)) as discount_share,
         cast(ingest_date as date) as ingest_date,
         _source_file as source_file,
         _row_number as source_row_number

@@ -15,7 +15,8 @@ renamed as (
         cast(ordered_at as timestamp) as ordered_at,
         channel,
         coalesce(status, 'completed') as status,
-        cast(amount as double) as amount,
+        -- money is exact: DECIMAL(18,2) sums do not depend on DuckDB's thread schedule (see macros/rounding.sql)
+        cast(amount as decimal(18, 2)) as amount,
         coalesce(currency, 'EUR') as currency,
         cast(ingest_date as date) as ingest_date,
         _source_file as source_file,

@@ -31,8 +31,9 @@ items_summarised as (
         order_id,
         count(*) as line_count,
         cast(sum(quantity) as bigint) as unit_count,
-        sum(quantity * unit_price) as gross_item_amount,
-        sum(quantity * unit_price * discount_share) as discount_amount,
+        -- exact DECIMAL sums, rounded to cents once per order
+        {{ money('sum(quantity * unit_price)') }} as gross_item_amount,
+        {{ money('sum(quantity * unit_price * discount_share)') }} as discount_amount,
         count(distinct category) as category_count
     from order_items
     group by order_id
@@ -71,13 +72,14 @@ final as (
         attributed.status = 'completed' as is_completed,
         attributed.currency,
         attributed.amount,
-        attributed.amount * currency_rates.rate_to_eur as amount_eur,
+        {{ money('attributed.amount * currency_rates.rate_to_eur') }} as amount_eur,
         items_summarised.order_id is not null as has_items,
         coalesce(items_summarised.line_count, 0) as line_count,
         coalesce(items_summarised.unit_count, 0) as unit_count,
         items_summarised.gross_item_amount,
         items_summarised.discount_amount,
-        items_summarised.discount_amount / nullif(items_summarised.gross_item_amount, 0) as item_discount_share,
+        {{ rounded_ratio('items_summarised.discount_amount', 'items_summarised.gross_item_amount') }}
+            as item_discount_share,
         coalesce(items_summarised.category_count, 0) as category_count
     from attributed
     left join items_summarised

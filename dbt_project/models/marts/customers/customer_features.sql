@@ -76,7 +76,7 @@ order_stats as (
         count(case when status in ('completed', 'returned') then 1 end) as kept_or_returned_order_count,
         sum(case when is_completed then discount_amount end) as discount_amount,
         sum(case when is_completed then gross_item_amount end) as gross_item_amount,
-        avg(case when is_completed then unit_count end) as avg_units_per_order
+        {{ rounded('avg(case when is_completed then unit_count end)') }} as avg_units_per_order
     from orders
     where person_id is not null
     group by person_id
@@ -92,10 +92,12 @@ event_stats as (
         count(case when events.event_type = 'add_to_cart' then 1 end) as add_to_cart_count,
         count(case when events.event_type = 'search' then 1 end) as search_count,
         count(case when events.event_type = 'video_play' then 1 end) as video_play_count,
-        avg(events.video_percent) as avg_video_percent,
-        avg(events.scroll_percent) as avg_scroll_percent,
-        avg(case when extract(hour from events.occurred_at) >= 18 then 1.0 else 0.0 end) as evening_event_share,
-        avg(case when extract(isodow from events.occurred_at) in (6, 7) then 1.0 else 0.0 end) as weekend_event_share,
+        {{ rounded('avg(events.video_percent)') }} as avg_video_percent,
+        {{ rounded('avg(events.scroll_percent)') }} as avg_scroll_percent,
+        {{ rounded_ratio('count(case when extract(hour from events.occurred_at) >= 18 then 1 end)', 'count(*)') }}
+            as evening_event_share,
+        {{ rounded_ratio('count(case when extract(isodow from events.occurred_at) in (6, 7) then 1 end)', 'count(*)') }}
+            as weekend_event_share,
         max(events.event_date) as last_event_date
     from events
     inner join sessions
@@ -112,7 +114,7 @@ session_stats as (
         count(*) as session_count,
         count(case when has_add_to_cart then 1 end) as cart_session_count,
         count(case when is_cart_abandoned then 1 end) as abandoned_cart_session_count,
-        avg(session_duration_s) as avg_session_duration_s
+        {{ rounded('avg(session_duration_s)') }} as avg_session_duration_s
     from sessions
     where person_id is not null
     group by person_id
@@ -124,8 +126,8 @@ visit_stats as (
     select
         person_id,
         count(*) as store_visit_count,
-        sum(purchase_amount) as store_spend,
-        avg(dwell_minutes) as avg_dwell_minutes
+        {{ money('sum(purchase_amount)') }} as store_spend,
+        {{ rounded('avg(dwell_minutes)') }} as avg_dwell_minutes
     from store_visits
     where person_id is not null
     group by person_id
@@ -143,16 +145,16 @@ final as (
         customer_rfm.recency_days,
         case when availability.has_orders then coalesce(customer_rfm.frequency, 0) end as frequency,
         case when availability.has_orders then coalesce(customer_rfm.monetary, 0) end as monetary,
-        customer_rfm.monetary / nullif(customer_rfm.frequency, 0) as avg_order_value,
+        {{ rounded_ratio('customer_rfm.monetary', 'customer_rfm.frequency') }} as avg_order_value,
         case
             when availability.has_order_items
-                then order_stats.discount_amount / nullif(order_stats.gross_item_amount, 0)
+                then {{ rounded_ratio('order_stats.discount_amount', 'order_stats.gross_item_amount') }}
         end as discount_share,
-        order_stats.web_order_count * 1.0 / nullif(customer_rfm.frequency, 0) as web_order_share,
-        order_stats.app_order_count * 1.0 / nullif(customer_rfm.frequency, 0) as app_order_share,
-        order_stats.store_order_count * 1.0 / nullif(customer_rfm.frequency, 0) as store_order_share,
-        order_stats.returned_order_count * 1.0
-        / nullif(order_stats.kept_or_returned_order_count, 0) as return_rate,
+        {{ rounded_ratio('order_stats.web_order_count', 'customer_rfm.frequency') }} as web_order_share,
+        {{ rounded_ratio('order_stats.app_order_count', 'customer_rfm.frequency') }} as app_order_share,
+        {{ rounded_ratio('order_stats.store_order_count', 'customer_rfm.frequency') }} as store_order_share,
+        {{ rounded_ratio('order_stats.returned_order_count', 'order_stats.kept_or_returned_order_count') }}
+            as return_rate,
         case when availability.has_order_items then order_stats.avg_units_per_order end as avg_units_per_order,
 
         -- store
@@ -171,8 +173,8 @@ final as (
         case when availability.has_events then coalesce(event_stats.search_count, 0) end as search_count,
         case when availability.has_events then coalesce(event_stats.video_play_count, 0) end
             as video_play_count,
-        session_stats.abandoned_cart_session_count * 1.0
-        / nullif(session_stats.cart_session_count, 0) as cart_abandonment_rate,
+        {{ rounded_ratio('session_stats.abandoned_cart_session_count', 'session_stats.cart_session_count') }}
+            as cart_abandonment_rate,
         session_stats.avg_session_duration_s,
         event_stats.avg_video_percent,
         event_stats.avg_scroll_percent,
