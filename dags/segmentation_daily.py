@@ -6,11 +6,12 @@ The whole segmentation pipeline for one day (the run's logical date is the **as-
 | stage | what it does | output |
 |---|---|---|
 | `land_<source>` | lands every incoming file of that source dated on or before the as-of date (late files too) | `lake/raw`, `lake/quarantine`, `lake/_manifests` |
-| `gate_raw` | Great Expectations on the rows landed for the day | `monitoring.gate_results`, Data Docs |
-| `dbt_build` | dbt staging -> intermediate -> marts (identity, orders, RFM) with dbt tests | schema `marts` |
-| `gate_marts` | grain, reconciliation with the lake, RFM ranges | |
-| `build_features` | dbt models tagged `features` (`marts.customer_features`) | |
-| `gate_features` | one row per customer, features before any model reads them | |
+| `gate_raw` | contract checks on the rows landed for the day; volume and amount median vs the trailing days, freshness, quarantine share, rejected/duplicate files (from the manifests) | `monitoring.gate_results`, `monitoring.ingest_profile`, Data Docs |
+| `dbt_build` | dbt staging -> intermediate -> marts (identity, orders, RFM) with dbt tests; marts into the audit schema | schema `marts_audit` |
+| `gate_marts` | grain, reconciliation with the lake, RFM ranges (on `marts_audit`) | |
+| `build_features` | dbt models tagged `features` (`marts_audit.customer_features`) | |
+| `gate_features` | one row per customer, features before any model reads them (on `marts_audit`) | |
+| `publish_marts` | write-audit-publish: swaps the audited marts into `marts` in one transaction (`seg/wap.py`) | schema `marts` |
 | `drift_report` | PSI of today's features and segment mix vs the champion's reference; decides none / warn / retrain | `reports/drift/<date>/`, `monitoring.drift_metrics` |
 | `choose_model` | trains on the configured weekdays, when no champion exists, or when drift asks for it; else reuses the champion | |
 | `train` / `load_champion` | scikit-learn model selection tracked in MLflow; alias `champion` | MLflow run + registry |
@@ -19,8 +20,9 @@ The whole segmentation pipeline for one day (the run's logical date is the **as-
 | `publish` | swaps audited assignments into the marts | `marts.customer_segments`, `marts.customer_segment_history` |
 
 Tasks are thin calls into `seg.pipeline`; a failed gate fails its task (no retry) and nothing downstream runs,
-so the previously published marts and segments stay in place. DuckDB has one writer: one active run, and the
-tasks are chained.
+so the previously published marts and segments stay in place: dbt writes the marts only into `marts_audit`,
+and the models (drift, train, assign) read the published `marts` after `publish_marts`. DuckDB has one writer:
+one active run, and the tasks are chained.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from airflow.sdk import Asset, dag, task
 from seg.contract import SOURCES
 
 SEGMENTS_ASSET = Asset("seg://marts/customer_segments")
+MARTS_ASSET = Asset("seg://marts/customer_features")
 
 
 def _settings_and_date(ds: str):
@@ -94,6 +97,10 @@ def segmentation_daily():
     def gate_features(ds: str | None = None) -> dict:
         return _stage("gate", "features", ds=ds)
 
+    @task(outlets=[MARTS_ASSET])
+    def publish_marts(ds: str | None = None) -> dict:
+        return _stage("publish_marts", ds=ds)
+
     @task
     def drift_report(ds: str | None = None) -> dict:
         return _stage("drift_report", ds=ds)
@@ -133,7 +140,7 @@ def segmentation_daily():
     features = build_features()
     raw_ok >> dbt_build() >> gate_marts() >> features
     drift = drift_report()
-    features >> gate_features() >> drift
+    features >> gate_features() >> publish_marts() >> drift
     branch = choose_model(drift)
     assigned = assign()
     branch >> [train(), load_champion()] >> assigned

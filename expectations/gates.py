@@ -43,6 +43,7 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 from expectations import duckdb_compat as compat
 from expectations.suites._base import GateContext, Policy, Target
 from expectations.suites._contract import LINEAGE_COLUMNS, source_files
+from expectations.suites.raw__ingest import profile_ingest
 from seg import warehouse
 from seg.config import Settings
 from seg.contract import DUCKDB_TYPES, load_contract
@@ -96,9 +97,10 @@ class Gate:
 GATES: dict[str, Gate] = {
     "raw": Gate(
         "raw",
-        suites=tuple(f"raw__{s}" for s in ("crm_customers", "orders", "order_items", "events", "store_visits",
-                                           "survey_responses")),
-        prepare=(refresh_lake_views,),
+        suites=(*(f"raw__{s}" for s in ("crm_customers", "orders", "order_items", "events", "store_visits",
+                                        "survey_responses")), "raw__ingest"),
+        # raw__ingest compares the day with the manifests and the trailing days: profile them first
+        prepare=(refresh_lake_views, profile_ingest),
         index_columns=LINEAGE_COLUMNS,
     ),
     "marts": Gate(

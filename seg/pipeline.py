@@ -12,6 +12,8 @@ from seg.config import Settings
 
 # dbt models tagged `features` are built after the marts gate, as their own stage.
 FEATURES_SELECTOR = "tag:features"
+# Gates that audit what dbt built read the write-audit-publish audit schema (seg/wap.py), not the published marts.
+AUDITED_GATES = ("marts", "features")
 
 
 def land(settings: Settings, source: str, as_of_date: dt.date) -> dict:
@@ -23,21 +25,31 @@ def land(settings: Settings, source: str, as_of_date: dt.date) -> dict:
 def gate(settings: Settings, name: str, as_of_date: dt.date) -> dict:
     """Run one quality gate; raises expectations.GateFailed when a critical expectation fails."""
     from expectations.gates import run_gate
+    from seg import wap
 
-    result = run_gate(settings, name, as_of_date)
+    schemas = wap.AUDIT_SCHEMAS if name in AUDITED_GATES else None
+    result = run_gate(settings, name, as_of_date, schemas=schemas)
     return result.summary()
 
 
 def dbt_build(settings: Settings, as_of_date: dt.date) -> dict:
-    from seg import dbt
+    """dbt staging -> intermediate -> marts; the marts layer goes to the audit schema (published after the gates)."""
+    from seg import dbt, wap
 
-    return dbt.build(settings, as_of_date.isoformat(), exclude=FEATURES_SELECTOR)
+    return dbt.build(wap.audit_settings(settings), as_of_date.isoformat(), exclude=FEATURES_SELECTOR)
 
 
 def build_features(settings: Settings, as_of_date: dt.date) -> dict:
-    from seg import dbt
+    from seg import dbt, wap
 
-    return dbt.build(settings, as_of_date.isoformat(), select=FEATURES_SELECTOR)
+    return dbt.build(wap.audit_settings(settings), as_of_date.isoformat(), select=FEATURES_SELECTOR)
+
+
+def publish_marts(settings: Settings, as_of_date: dt.date) -> dict:
+    """Swap the audited marts (features included) into schema `marts` in one transaction (seg/wap.py)."""
+    from seg import wap
+
+    return wap.publish(settings, as_of_date)
 
 
 def should_train(settings: Settings, drift_decision: str | None, as_of_date: dt.date) -> tuple[bool, str]:

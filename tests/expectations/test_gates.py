@@ -28,7 +28,7 @@ from ._lakes import (
 )
 
 RAW_SUITES = {f"raw__{s}" for s in ("crm_customers", "orders", "order_items", "events", "store_visits",
-                                    "survey_responses")}
+                                    "survey_responses")} | {"raw__ingest"}
 
 
 def gate_rows(settings, gate=None):
@@ -174,7 +174,7 @@ def test_raw_gate_skips_sources_that_never_delivered(settings):
     result = run_gate(settings, "raw", DAY)
 
     assert result.success
-    assert {r.suite for r in result.expectations} == {"raw__orders"}
+    assert {r.suite for r in result.expectations} == {"raw__orders", "raw__ingest"}
     skipped = [n for n in result.notes if "skipped" in n]
     assert len(skipped) == 5 and any(n.startswith("raw__events: skipped") for n in skipped)
     with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:  # typed empty views

@@ -1,0 +1,123 @@
+"""raw__ingest: the day as a delivery (volume, amounts, quarantine, rejected/duplicate files, reconciliation)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import duckdb
+import pytest
+
+from expectations import GateFailed, run_gate
+from expectations.suites._base import Policy
+
+from ._lakes import DAY, at, good_rows, write_lake, write_partition
+
+HISTORY = [DAY - dt.timedelta(days=d) for d in range(6, 0, -1)]
+
+
+def policy() -> Policy:
+    """gates.yml with the volume/amount floors lowered to this lake's size (10 orders a day)."""
+    raw = Policy.load().raw
+    thresholds = raw["suites"]["raw__ingest"]["thresholds"]
+    raw["suites"]["raw__ingest"]["thresholds"] = {**thresholds, "volume_min_rows": 5, "amount_min_rows": 1}
+    return Policy(raw)
+
+
+def orders(day: dt.date, n: int, amount: float = 50.0) -> list[dict]:
+    return [{"order_id": f"O{day.toordinal() % 10_000:04d}{i:06d}", "customer_id": "C00000001",
+             "ordered_at": at(9, day), "amount": amount + i, "currency": "EUR", "status": "completed"}
+            for i in range(n)]
+
+
+def manifest(settings, day: dt.date, name: str, status: str = "landed", quarantined: int = 0,
+             landed: int | None = None) -> None:
+    if landed is None:  # what the lake holds for the day
+        glob = settings.paths.raw_partition("orders", day.isoformat()) / "*.parquet"
+        landed = duckdb.sql(f"select count(*) from read_parquet('{glob}')").fetchall()[0][0]
+    entry = {"source": "orders", "ingest_date": day.isoformat(), "file": name, "status": status,
+             "rows_in": None if status == "rejected" else landed + quarantined,
+             "rows_landed": landed if status == "landed" else 0,
+             "rows_quarantined": quarantined if status == "landed" else landed + quarantined}
+    path = settings.paths.manifests / "orders" / f"ingest_date={day.isoformat()}" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(entry))
+
+
+def history(settings) -> None:
+    write_lake(settings, rows={"orders": []})
+    for day in HISTORY:
+        write_partition(settings, "orders", day, orders(day, 10), name="hist")
+        manifest(settings, day, f"orders_{day}.parquet")
+
+
+def ingest_failures(result) -> dict[str, tuple[str, list]]:
+    return {r.key: (r.severity, r.sample_values) for r in result.expectations
+            if r.suite == "raw__ingest" and not r.success}
+
+
+def test_a_day_like_the_previous_ones_passes_every_ingest_check(settings):
+    history(settings)
+    write_partition(settings, "orders", DAY, orders(DAY, 9), name="today")
+    manifest(settings, DAY, "orders_today.parquet")
+
+    result = run_gate(settings, "raw", DAY, policy=policy())
+
+    assert result.success and ingest_failures(result) == {}
+    with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
+        days = con.execute("select count(*) from monitoring.ingest_profile where as_of_date = ? and source = 'orders'",
+                           [DAY]).fetchone()[0]
+    assert days == 8  # the as-of date and history_days (7) before it
+
+
+def test_a_short_day_in_cents_with_bad_files_fails_with_each_severity(settings):
+    history(settings)
+    write_partition(settings, "orders", DAY, orders(DAY, 3, amount=5000.0), name="today")  # 3 rows, x100
+    manifest(settings, DAY, "orders_today.parquet", quarantined=2)           # 2 of 5 rows quarantined: 40 %
+    manifest(settings, DAY, "orders_cut.parquet", status="rejected", landed=0)
+    manifest(settings, DAY, "orders_copy.parquet", status="duplicate", landed=3)
+
+    with pytest.raises(GateFailed) as raised:
+        run_gate(settings, "raw", DAY, policy=policy())
+
+    failures = ingest_failures(raised.value.result)
+    assert {key: severity for key, (severity, _) in failures.items()} == {
+        "volume": "warning",
+        "amount_distribution": "critical",
+        "quarantine_share": "warning",
+        "quarantine_share_max": "critical",
+        "rejected_files": "critical",
+        "duplicate_files": "warning",
+    }
+    (volume,) = failures["volume"][1]
+    assert volume["source"] == "orders" and volume["rows_landed"] == 3 and volume["median_rows"] == 10
+    (amounts,) = failures["amount_distribution"][1]
+    assert amounts["amount_ratio"] == pytest.approx(5001.0 / 54.5, rel=1e-3)
+    message = str(raised.value)
+    assert "raw__ingest / expect_median_amount_to_be_within_trailing_band" in message and '"source": "orders"' in message
+
+
+def test_the_lake_holding_other_rows_than_the_manifests_is_critical(settings):
+    history(settings)
+    write_partition(settings, "orders", DAY, orders(DAY, 9), name="today")
+    manifest(settings, DAY, "orders_today.parquet", landed=8)  # landing says 8 landed; the lake holds 9
+
+    with pytest.raises(GateFailed) as raised:
+        run_gate(settings, "raw", DAY, policy=policy())
+
+    failures = ingest_failures(raised.value.result)
+    assert failures["rows_reconcile"][0] == "critical"
+    assert failures["rows_reconcile"][1][0]["lake_rows"] == 9
+
+
+def test_a_source_that_stopped_delivering_is_stale(settings):
+    rows = good_rows()
+    write_lake(settings, rows={**rows, "store_visits": []})
+    stopped = DAY - dt.timedelta(days=5)  # store_visits may be 96 h old at the end of DAY (gates.yml)
+    write_partition(settings, "store_visits", stopped, good_rows(stopped)["store_visits"])
+
+    result = run_gate(settings, "raw", DAY, policy=policy())  # warnings only: the run goes on
+
+    severity, samples = ingest_failures(result)["freshness"]
+    assert severity == "warning"
+    assert [s["source"] for s in samples] == ["store_visits"] and samples[0]["max_age_hours"] == 96

@@ -1,0 +1,98 @@
+"""Write-audit-publish of the marts (seg/wap.py): the gates read the audit schema, publish swaps it in whole."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import duckdb
+import pytest
+
+from expectations import GateFailed, run_gate
+from seg import wap, warehouse
+
+from ._lakes import DAY, build_marts
+
+PREVIOUS = DAY - dt.timedelta(days=1)
+
+
+def tables(settings, schema: str) -> dict[str, list]:
+    with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
+        names = [r[0] for r in con.execute("select table_name from information_schema.tables where table_schema = ? "
+                                           "order by 1", [schema]).fetchall()]
+        return {n: con.execute(f"select * from {schema}.{n} order by all").fetchall() for n in names}
+
+
+def audit_copy(settings, *statements: str) -> None:
+    """marts_audit = a copy of the (published) marts, then `statements`."""
+    with warehouse.connect(settings) as con:
+        con.execute(f"create schema if not exists {wap.AUDIT_SCHEMA}")
+        for (name,) in con.execute("select table_name from information_schema.tables where table_schema = 'marts'"
+                                   ).fetchall():
+            con.execute(f"create or replace table {wap.AUDIT_SCHEMA}.{name} as select * from marts.{name}")
+        for statement in statements:
+            con.execute(statement)
+
+
+def dated_model(settings, name: str) -> None:
+    """A dbt manifest declaring `name` incremental on as_of_date in the audit schema (as the *_history marts are)."""
+    target = settings.paths.root / "dbt" / "target" / "manifest.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    node = {"resource_type": "model", "name": name, "alias": name, "schema": wap.AUDIT_SCHEMA,
+            "config": {"materialized": "incremental", "unique_key": "as_of_date"}}
+    target.write_text(json.dumps({"nodes": {f"model.seg.{name}": node}}))
+
+
+def test_dbt_is_pointed_at_the_audit_schema_without_touching_other_settings(settings):
+    audited = wap.audit_settings(settings)
+    assert audited.raw["dbt"]["vars"]["marts_schema"] == "marts_audit"
+    assert audited.paths == settings.paths
+    assert "marts_schema" not in (settings.raw.get("dbt") or {}).get("vars", {})
+
+
+def test_a_failed_audit_leaves_the_published_marts_untouched(lake):
+    build_marts(lake)
+    with warehouse.connect(lake) as con:
+        con.execute("create table marts.customer_segments as select 'P1' as person_id, 0 as segment_id")
+    published = tables(lake, "marts")
+    audit_copy(lake, "update marts_audit.customer_rfm set m_score = 9 where person_id = 'P1'")
+
+    with pytest.raises(GateFailed) as raised:  # the DAG stops here: publish_marts never runs
+        run_gate(lake, "marts", DAY, schemas=wap.AUDIT_SCHEMAS)
+
+    assert "m_score" in str(raised.value)
+    assert tables(lake, "marts") == published
+
+
+def test_publish_swaps_every_audited_table_and_only_the_day_of_dated_ones(lake):
+    build_marts(lake)
+    with warehouse.connect(lake) as con:
+        con.execute("create table marts.customer_segments as select 'P1' as person_id, 0 as segment_id")
+        con.execute(f"create table marts.customer_features_history as select DATE '{PREVIOUS}' as as_of_date, "
+                    "'P1' as person_id, 1.0 as frequency")
+    dated_model(lake, "customer_features_history")
+    audit_copy(
+        lake,
+        "update marts_audit.customer_rfm set monetary = monetary + 1",
+        # the audit history holds a bad row for the previous day (a build that failed its gate) and today's rows
+        f"update marts_audit.customer_features_history set frequency = -1 where as_of_date = DATE '{PREVIOUS}'",
+        "alter table marts_audit.customer_features_history add column recency_days integer",
+        f"insert into marts_audit.customer_features_history values (DATE '{DAY}', 'P1', 2.0, 3)",
+        "drop table marts_audit.customer_segments",
+    )
+    segments = tables(lake, "marts")["customer_segments"]
+
+    run_gate(lake, "marts", DAY, schemas=wap.AUDIT_SCHEMAS)
+    summary = wap.publish(lake, DAY)
+
+    published, audited = tables(lake, "marts"), tables(lake, wap.AUDIT_SCHEMA)
+    for name in ("customers", "orders", "customer_rfm", "customer_features"):
+        assert published[name] == audited[name] and summary["tables"][name]["mode"] == "replace"
+    assert published["customer_segments"] == segments, "seg/publish.py owns the segments"
+    assert published["customer_features_history"] == [(PREVIOUS, "P1", 1.0, None), (DAY, "P1", 2.0, 3)]
+    assert summary["tables"]["customer_features_history"] == {"mode": "as_of_date", "rows": 1}
+
+
+def test_publish_refuses_an_empty_audit_schema(settings):
+    with pytest.raises(RuntimeError, match="marts_audit holds no table"):
+        wap.publish(settings, DAY)
