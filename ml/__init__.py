@@ -4,12 +4,17 @@ Modules by step, each with a `run(settings, as_of_date)` entry point where it is
 
 - `features`  reads `marts.customer_features` from DuckDB (samples, chunks, reference bins) and builds the
               unfitted preprocessing `ColumnTransformer`.
-- `evaluate`  fits and scores one MiniBatchKMeans candidate per k and applies the selection rule.
+- `evaluate`  fits and scores the candidate families (k-means, Ward, GMM, HDBSCAN), their bootstrap stability,
+              and applies the selection rule; builds the served nearest-centroid model.
+- `matching`  maps a refit's clusters onto the champion's segment ids (Hungarian) and the transition matrix.
 - `naming`    turns each cluster's standardised profile into a readable segment name.
 - `plots`     matplotlib figures (Agg, no pyplot state) for MLflow and the drift report.
-- `train`     `should_train()` and `run()`: one parent MLflow run, a child run per k, the registered model and
-              the `champion` / `challenger` alias.
-- `assign`    scores everyone with the champion in chunks into `ml_stage.customer_assignments`.
+- `train`     `should_train()` and `run()`: one parent MLflow run, a child run per candidate, the registered model
+              and the `champion` / `challenger` alias.
+- `assign`    scores everyone with the champion in chunks into `ml_stage.customer_assignments` and writes
+              `ml_stage.segment_profiles`; `publish_profiles()` copies them to `marts.segment_profiles`.
+- `explain`   why a customer is in their segment (`seg explain`).
+- `bench`     `train_assign()` timings for the benchmark.
 - `drift`     PSI of today's features (and segment mix) against the champion's `reference.json`.
 - `tracking`  MLflow URI, experiments, champion lookup and loading.
 

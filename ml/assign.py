@@ -6,18 +6,28 @@ table through a second cursor. The staging table then replaces `ml_stage.custome
 transaction, so a rerun rewrites the table (idempotent) and readers never see a half-written one.
 
 `segment_id` is the cluster of the nearest centroid and `distance_to_centroid` the Euclidean distance to it in the
-model's preprocessed (imputed, log1p'd, standardised) space. Publishing to marts happens elsewhere.
+model's preprocessed (imputed, log1p'd, standardised) space; the model's centre i is segment id i, so ids stay
+stable across refits (see ml.matching).
+
+It also replaces `ml_stage.segment_profiles`: one row per segment of the model (segment_id, segment_name, size and
+share over everyone assigned, `top_features` as JSON [{feature, z}] = the segment's strongest standardised
+differences from the population, model_version, as_of_date). Publishing to marts happens elsewhere:
+`publish_profiles(con, as_of_date)` copies it into `marts.segment_profiles` (one row per as_of_date and segment;
+that date's rows are replaced) and is meant to be called inside seg.publish's transaction.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import date
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from ml import features, tracking
 from seg.config import Settings
@@ -29,6 +39,15 @@ SCHEMA = "ml_stage"
 TABLE = "customer_assignments"
 TARGET = f"{SCHEMA}.{TABLE}"
 STAGING = f"{SCHEMA}.{TABLE}__staging"
+
+PROFILES_TABLE = "segment_profiles"
+PROFILES_STAGE = f"{SCHEMA}.{PROFILES_TABLE}"
+PROFILES_MART = f"marts.{PROFILES_TABLE}"
+PROFILE_COLUMNS = "segment_id, segment_name, size, share, top_features, model_version, as_of_date"
+PROFILES_DDL = (
+    "segment_id integer, segment_name varchar, size bigint, share double, top_features varchar, "
+    "model_version varchar, as_of_date date"
+)
 
 COLUMNS_DDL = (
     "person_id varchar, customer_id varchar, segment_id integer, segment_name varchar, "
@@ -68,38 +87,45 @@ def run(settings: Settings, as_of_date: date) -> dict[str, Any]:
             )
         con.execute(f"create schema if not exists {SCHEMA}")
         con.execute(f"create or replace table {STAGING} ({COLUMNS_DDL})")
+        lookup = np.array([names.get(i, "") for i in range(max(names, default=0) + 1)], dtype=object)
         writer = con.cursor()
         try:
-            for frame in features.iter_chunks(con, model.features, chunk_size, present):
-                labels, distances = score_chunk(model.pipeline, frame, model.features)
-                out = pd.DataFrame(
-                    {
-                        "person_id": frame["person_id"].astype("string"),
-                        "customer_id": frame["customer_id"].astype("string"),
-                        "segment_id": labels,
-                        "segment_name": pd.Series([names.get(int(s), "") for s in labels], dtype="string"),
-                        "distance_to_centroid": distances,
-                    }
-                )
-                writer.register("assign_chunk", out)
-                writer.execute(
-                    f"insert into {STAGING} select person_id, customer_id, segment_id, segment_name, "
-                    "cast(? as date), ?, distance_to_centroid from assign_chunk",
-                    [as_of_date, model.version],
-                )
-                writer.unregister("assign_chunk")
-                written += len(out)
+            with threadpool_limits(limits=settings["ml"].get("threads")):
+                for frame in features.iter_chunks(con, model.features, chunk_size, present):
+                    labels, distances = score_chunk(model.pipeline, frame, model.features)
+                    out = pd.DataFrame(
+                        {
+                            "person_id": frame["person_id"].astype("string"),
+                            "customer_id": frame["customer_id"].astype("string"),
+                            "segment_id": labels,
+                            "segment_name": pd.Series(lookup[labels], dtype="string"),
+                            "distance_to_centroid": distances,
+                        }
+                    )
+                    writer.register("assign_chunk", out)
+                    writer.execute(
+                        f"insert into {STAGING} select person_id, customer_id, segment_id, segment_name, "
+                        "cast(? as date), ?, distance_to_centroid from assign_chunk",
+                        [as_of_date, model.version],
+                    )
+                    writer.unregister("assign_chunk")
+                    written += len(out)
         finally:
             writer.close()
+        counts = con.execute(f"select segment_id, count(*) from {STAGING} group by 1 order by 1").fetchall()
+        profiles = profile_rows(model, dict(counts), as_of_date, int(settings["ml"].get("profile_top_features", 5)))
         con.execute("begin transaction")
         try:
             con.execute(f"drop table if exists {TARGET}")
             con.execute(f"alter table {STAGING} rename to {TABLE}")
+            con.execute(f"create or replace table {PROFILES_STAGE} ({PROFILES_DDL})")
+            con.register("profile_rows", profiles)
+            con.execute(f"insert into {PROFILES_STAGE} select {PROFILE_COLUMNS} from profile_rows")
+            con.unregister("profile_rows")
             con.execute("commit")
         except Exception:
             con.execute("rollback")
             raise
-        counts = con.execute(f"select segment_id, count(*) from {TARGET} group by 1 order by 1").fetchall()
     total = sum(int(c) for _, c in counts)
     if total != written:
         raise RuntimeError(f"{TARGET} holds {total} rows but {written} were scored")
@@ -113,3 +139,46 @@ def run(settings: Settings, as_of_date: date) -> dict[str, Any]:
         "segment_names": {str(s): n for s, n in sorted(names.items())},
         "seconds": round(seconds, 3),
     }
+
+
+def top_features(segment_profile: dict[str, float], n: int) -> list[dict[str, float]]:
+    """The n features with the largest |standardised difference| (ties in feature order)."""
+    items = sorted(segment_profile.items(), key=lambda kv: -abs(kv[1]))
+    return [{"feature": f, "z": round(float(z), 4)} for f, z in items[:n]]
+
+
+def profile_rows(model: tracking.LoadedModel, counts: dict[int, int], as_of_date: date, n: int) -> pd.DataFrame:
+    """One row per segment of the model: sizes from `counts` (segment_id -> rows assigned), names and top
+    standardised differences from the model (reference.json `profile`, segment_names.json)."""
+    seg_profiles = model.reference.get("profile", {}).get("segments", {})
+    total = sum(counts.values()) or 1
+    rows = []
+    for seg, info in sorted(model.segment_names.items(), key=lambda kv: int(kv[0])):
+        size = int(counts.get(int(seg), 0))
+        rows.append(
+            {
+                "segment_id": int(seg),
+                "segment_name": info["name"],
+                "size": size,
+                "share": size / total,
+                "top_features": json.dumps(top_features(seg_profiles.get(str(seg), {}), n)),
+                "model_version": str(model.version),
+                "as_of_date": as_of_date,
+            }
+        )
+    return pd.DataFrame(rows, columns=[c.strip() for c in PROFILE_COLUMNS.split(",")])
+
+
+def publish_profiles(con: duckdb.DuckDBPyConnection, as_of_date: date) -> int:
+    """Copy ml_stage.segment_profiles into marts.segment_profiles, replacing that as-of date's rows.
+
+    Runs no transaction of its own (call it inside the publish step's). Returns the number of rows published.
+    """
+    dates = con.execute(f"select distinct as_of_date from {PROFILES_STAGE}").fetchall()
+    if [d[0] for d in dates] != [as_of_date]:
+        raise RuntimeError(f"{PROFILES_STAGE} holds as-of dates {dates}, expected only {as_of_date}")
+    con.execute("create schema if not exists marts")
+    con.execute(f"create table if not exists {PROFILES_MART} ({PROFILES_DDL})")
+    con.execute(f"delete from {PROFILES_MART} where as_of_date = ?", [as_of_date])
+    con.execute(f"insert into {PROFILES_MART} select {PROFILE_COLUMNS} from {PROFILES_STAGE} order by segment_id")
+    return int(con.execute(f"select count(*) from {PROFILES_MART} where as_of_date = ?", [as_of_date]).fetchone()[0])

@@ -1,52 +1,133 @@
-"""Candidate clusterers: fit one MiniBatchKMeans per k, score it, and pick one.
+"""Candidate clusterers: fit several families on the preprocessed fit sample, score them, and pick one.
 
-Metrics per candidate (all on the preprocessed fit sample):
-- silhouette: mean silhouette on a random subsample of `ml.silhouette_sample_size` rows (higher is better);
-- davies_bouldin (lower is better) and calinski_harabasz (higher is better) on the whole fit sample;
-- inertia: within-cluster sum of squares on the whole fit sample (for the elbow plot);
-- min_segment_share / max_segment_share: smallest / largest cluster as a share of the fit sample.
+Families (`ml.candidates`, each can be switched off):
+- `kmeans`: MiniBatchKMeans for every k in k_min..k_max on the whole fit sample.
+- `ward`: agglomerative Ward linkage on a seeded sub-sample of `ward.sample_size` rows (one linkage, cut at
+  every k), the other rows go to the nearest cluster mean.
+- `gmm`: GaussianMixture (`gmm.covariance_type`) for every k on a sub-sample of `gmm.sample_size` rows.
+- `hdbscan`: sklearn.cluster.HDBSCAN on a sub-sample of `hdbscan.sample_size` rows; k is what it finds. Noise rule:
+  a noise point (label -1) is not a segment of its own: like every row outside the sub-sample it goes to the
+  nearest cluster mean (the candidate's `noise_share` metric says how many were noise).
+
+Whatever the family, a candidate is served as its cluster means: every row's segment is the nearest mean in the
+preprocessed space (`centroid_model`). The metrics are therefore computed on those nearest-mean labels of the
+whole fit sample, so they describe exactly what would be served:
+- silhouette on a seeded subsample of `ml.silhouette_sample_size` rows (higher is better);
+- davies_bouldin (lower is better), calinski_harabasz (higher is better), inertia (elbow plot);
+- min_segment_share / max_segment_share / n_segments;
+- stability: mean adjusted Rand index between `selection.stability_bootstraps` refits of the same family and k
+  on bootstrap resamples (plus the original fit), all labelling one common evaluation subsample. Costly, so it is
+  computed only for the best `selection.stability_top_n` eligible candidates (and then for the chosen one).
+
+Selection rule (`select`): eligible = every segment holds >= `min_segment_share` of the fit sample and there are
+at least 2 segments. Eligible candidates are ranked by the mean of their ranks in silhouette, Davies-Bouldin and
+Calinski-Harabasz (tied values share their average rank; ties in the mean go to the smaller k, then family order). Walking down that ranking, the first candidate
+whose stability is >= `selection.min_stability` wins. If none of the top N is stable enough, the most stable of
+them wins; if no candidate is eligible at all, the best mean rank overall wins. The reason says which case.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.cluster.hierarchy import fcluster, ward
+from scipy.stats import rankdata
 from sklearn import config_context
-from sklearn.cluster import MiniBatchKMeans
-from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+from sklearn.cluster import HDBSCAN, KMeans, MiniBatchKMeans
+from sklearn.metrics import (
+    adjusted_rand_score,
+    calinski_harabasz_score,
+    davies_bouldin_score,
+    pairwise_distances_argmin_min,
+    silhouette_score,
+)
+from sklearn.mixture import GaussianMixture
 
-
-def build_clusterer(k: int, cfg: Mapping[str, Any]) -> MiniBatchKMeans:
-    """Unfitted MiniBatchKMeans for k clusters with the configured batch size, n_init, max_iter and seed."""
-    return MiniBatchKMeans(
-        n_clusters=int(k),
-        batch_size=int(cfg["batch_size"]),
-        n_init=int(cfg["n_init"]),
-        max_iter=int(cfg["max_iter"]),
-        random_state=int(cfg["random_state"]),
-    )
+FAMILIES = ("kmeans", "ward", "gmm", "hdbscan")
+# Coordinate of the unreachable centre that stands in for a segment id the model does not have (see
+# centroid_model); preprocessed features are standardised, so real rows sit within a few units of 0.
+PLACEHOLDER_COORDINATE = 1.0e6
 
 
 @dataclass
 class Candidate:
+    family: str
     k: int
-    model: MiniBatchKMeans
+    centers: np.ndarray | None
     labels: np.ndarray
     metrics: dict[str, float]
+    params: dict[str, Any] = field(default_factory=dict)
+    refit: Callable[[np.ndarray, int], np.ndarray] | None = None  # (rows, seed) -> centres, for stability
+
+    @property
+    def name(self) -> str:
+        return f"{self.family}_k{self.k}"
 
 
-def score(x: np.ndarray, labels: np.ndarray, inertia: float, k: int, cfg: Mapping[str, Any]) -> dict[str, float]:
-    """The metrics above for one labelling of the preprocessed matrix x."""
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def nearest(x: np.ndarray, centers: np.ndarray, chunk: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
+    """(index of the nearest centre, Euclidean distance to it) per row, in chunks."""
+    labels = np.empty(x.shape[0], dtype=np.int64)
+    dist = np.empty(x.shape[0], dtype=np.float64)
+    for start in range(0, x.shape[0], chunk):
+        lab, d = pairwise_distances_argmin_min(x[start : start + chunk], centers)
+        labels[start : start + chunk] = lab
+        dist[start : start + chunk] = d
+    return labels, dist
+
+
+def cluster_means(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Mean of x per label 0..max(label) (labels < 0 ignored); every label must occur."""
+    keep = labels >= 0
+    k = int(labels[keep].max()) + 1
+    sums = np.zeros((k, x.shape[1]))
+    np.add.at(sums, labels[keep], x[keep])
+    counts = np.bincount(labels[keep], minlength=k).astype(float)
+    return sums / counts[:, None]
+
+
+def _subsample(n: int, size: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=min(int(size), n), replace=False))
+
+
+def centroid_model(centers_by_id: Mapping[int, np.ndarray], n_features: int) -> KMeans:
+    """A fitted KMeans whose `cluster_centers_[i]` is the mean of segment id i, so `predict` returns segment ids.
+
+    Ids the model does not have (a segment that vanished, or ids below a newly numbered one) get an unreachable
+    placeholder centre, so no row is ever assigned to them. The KMeans is fitted on the centres themselves with
+    those centres as init and one iteration: each centre is its own cluster, so the centres are kept exactly.
+    Stock scikit-learn type: serialises with skops and loads without this package.
+    """
+    size = max(centers_by_id) + 1
+    centers = np.full((size, n_features), PLACEHOLDER_COORDINATE)
+    for seg, c in centers_by_id.items():
+        centers[int(seg)] = c
+    for seg in range(size):  # distinct placeholders so that KMeans sees `size` distinct points
+        if seg not in centers_by_id:
+            centers[seg] = PLACEHOLDER_COORDINATE * (1 + seg)
+    model = KMeans(n_clusters=size, init=centers, n_init=1, max_iter=1).fit(centers)
+    model.cluster_centers_ = centers.copy()  # guard against float round-off in the one Lloyd step
+    return model
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+
+
+def score(x: np.ndarray, labels: np.ndarray, k: int, cfg: Mapping[str, Any], inertia: float | None = None) -> dict:
+    """The metrics above for one labelling (0..k-1) of the preprocessed matrix x."""
     counts = np.bincount(labels, minlength=k)
     shares = counts / counts.sum()
     n_found = int((counts > 0).sum())
+    if inertia is None:
+        inertia = float(((x - cluster_means(x, labels)[labels]) ** 2).sum()) if n_found == k else float("nan")
     if n_found < 2:
-        silhouette = -1.0
-        davies_bouldin = float("inf")
-        calinski_harabasz = 0.0
+        silhouette, davies_bouldin, calinski_harabasz = -1.0, float("inf"), 0.0
     else:
         with config_context(working_memory=int(cfg.get("silhouette_working_memory_mb", 256))):
             silhouette = float(
@@ -70,10 +151,145 @@ def score(x: np.ndarray, labels: np.ndarray, inertia: float, k: int, cfg: Mappin
     }
 
 
-def fit_candidate(x: np.ndarray, k: int, cfg: Mapping[str, Any]) -> Candidate:
-    model = build_clusterer(k, cfg).fit(x)
-    labels = model.labels_.astype(np.int64)
-    return Candidate(k=int(k), model=model, labels=labels, metrics=score(x, labels, model.inertia_, k, cfg))
+def _finish(
+    family: str,
+    x: np.ndarray,
+    centers: np.ndarray,
+    cfg: Mapping[str, Any],
+    params: dict,
+    refit: Callable[[np.ndarray, int], np.ndarray],
+    extra: dict | None = None,
+) -> Candidate:
+    """Label the whole fit sample by nearest centre and score it."""
+    labels, dist = nearest(x, centers)
+    k = centers.shape[0]
+    metrics = score(x, labels, k, cfg, inertia=float((dist**2).sum()))
+    metrics.update(extra or {})
+    return Candidate(family=family, k=k, centers=centers, labels=labels, metrics=metrics, params=params, refit=refit)
+
+
+# ------------------------------------------------------------------------------------------------ families
+
+
+def _kmeans_centers(x: np.ndarray, k: int, cfg: Mapping[str, Any], seed: int) -> np.ndarray:
+    model = MiniBatchKMeans(
+        n_clusters=int(k),
+        batch_size=int(cfg["batch_size"]),
+        n_init=int(cfg["n_init"]),
+        max_iter=int(cfg["max_iter"]),
+        random_state=int(seed),
+    ).fit(x)
+    return model.cluster_centers_
+
+
+def fit_kmeans(x: np.ndarray, ks: Sequence[int], cfg: Mapping[str, Any]) -> list[Candidate]:
+    seed = int(cfg["random_state"])
+    out = []
+    for k in ks:
+        centers = _kmeans_centers(x, k, cfg, seed)
+        params = {"batch_size": cfg["batch_size"], "n_init": cfg["n_init"], "max_iter": cfg["max_iter"]}
+        out.append(_finish("kmeans", x, centers, cfg, params, lambda rows, s, k=k: _kmeans_centers(rows, k, cfg, s)))
+    return out
+
+
+def _ward_centers(rows: np.ndarray, k: int) -> np.ndarray:
+    labels = fcluster(ward(rows), t=k, criterion="maxclust") - 1
+    return cluster_means(rows, labels)
+
+
+def fit_ward(x: np.ndarray, ks: Sequence[int], cfg: Mapping[str, Any]) -> list[Candidate]:
+    fam = cfg["candidates"]["ward"]
+    idx = _subsample(x.shape[0], int(fam["sample_size"]), int(cfg["random_state"]))
+    sub = x[idx]
+    tree = ward(sub)  # one linkage, cut at every k
+    out = []
+    for k in ks:
+        labels = fcluster(tree, t=k, criterion="maxclust") - 1
+        if labels.max() + 1 != k:  # fewer distinct merges than k (ties): skip rather than mislabel
+            continue
+        centers = cluster_means(sub, labels)
+
+        def refit(rows, seed, k=k):
+            pick = _subsample(rows.shape[0], int(fam["sample_size"]), seed)
+            return _ward_centers(rows[pick], k)
+
+        out.append(_finish("ward", x, centers, cfg, {"sample_size": len(idx)}, refit))
+    return out
+
+
+def _gmm_centers(rows: np.ndarray, k: int, fam: Mapping[str, Any], seed: int) -> np.ndarray:
+    model = GaussianMixture(
+        n_components=int(k),
+        covariance_type=str(fam["covariance_type"]),
+        n_init=int(fam["n_init"]),
+        max_iter=int(fam["max_iter"]),
+        reg_covar=float(fam["reg_covar"]),
+        random_state=int(seed),
+    ).fit(rows)
+    return model.means_
+
+
+def fit_gmm(x: np.ndarray, ks: Sequence[int], cfg: Mapping[str, Any]) -> list[Candidate]:
+    fam = cfg["candidates"]["gmm"]
+    seed = int(cfg["random_state"])
+    idx = _subsample(x.shape[0], int(fam["sample_size"]), seed)
+    out = []
+    for k in ks:
+        centers = _gmm_centers(x[idx], k, fam, seed)
+
+        def refit(rows, s, k=k):
+            pick = _subsample(rows.shape[0], int(fam["sample_size"]), s)
+            return _gmm_centers(rows[pick], k, fam, s)
+
+        params = {"sample_size": len(idx), "covariance_type": fam["covariance_type"]}
+        out.append(_finish("gmm", x, centers, cfg, params, refit))
+    return out
+
+
+def _hdbscan_labels(rows: np.ndarray, fam: Mapping[str, Any]) -> np.ndarray:
+    """HDBSCAN labels (-1 = noise); `rows` is always a fresh sub-sample copy, so HDBSCAN may work in place."""
+    min_size = max(5, int(round(float(fam["min_cluster_size_share"]) * rows.shape[0])))
+    return HDBSCAN(min_cluster_size=min_size, min_samples=int(fam["min_samples"]), copy=False).fit(rows).labels_
+
+
+def fit_hdbscan(x: np.ndarray, cfg: Mapping[str, Any]) -> list[Candidate]:
+    fam = cfg["candidates"]["hdbscan"]
+    idx = _subsample(x.shape[0], int(fam["sample_size"]), int(cfg["random_state"]))
+    labels = _hdbscan_labels(x[idx], fam)
+    if int((np.unique(labels) >= 0).sum()) < 2:
+        return []  # nothing but noise and one cluster: no candidate
+    centers = cluster_means(x[idx], labels)
+
+    def refit(rows, seed):
+        pick = _subsample(rows.shape[0], int(fam["sample_size"]), seed)
+        lab = _hdbscan_labels(rows[pick], fam)
+        return cluster_means(rows[pick], lab) if (lab >= 0).any() else rows[pick][:1]
+
+    noise = {"noise_share": float((labels < 0).mean())}
+    params = {
+        "sample_size": len(idx),
+        "min_cluster_size_share": fam["min_cluster_size_share"],
+        "min_samples": fam["min_samples"],
+        "noise_rule": "nearest cluster mean",
+    }
+    return [_finish("hdbscan", x, centers, cfg, params, refit, noise)]
+
+
+def fit_candidates(x: np.ndarray, ks: Sequence[int], cfg: Mapping[str, Any]) -> list[Candidate]:
+    """Every enabled family's candidates, in FAMILIES order then k."""
+    fams = cfg["candidates"]
+    out: list[Candidate] = []
+    if fams["kmeans"].get("enabled", True):
+        out += fit_kmeans(x, ks, cfg)
+    if fams["ward"].get("enabled", True):
+        out += fit_ward(x, ks, cfg)
+    if fams["gmm"].get("enabled", True):
+        out += fit_gmm(x, ks, cfg)
+    if fams["hdbscan"].get("enabled", True):
+        out += fit_hdbscan(x, cfg)
+    if not out:
+        raise ValueError("no candidate could be fitted: enable at least one family in ml.candidates")
+    return out
 
 
 def candidate_ks(cfg: Mapping[str, Any], n_rows: int) -> list[int]:
@@ -87,25 +303,97 @@ def candidate_ks(cfg: Mapping[str, Any], n_rows: int) -> list[int]:
     return ks
 
 
-def select(candidates: Iterable[Candidate], min_segment_share: float) -> tuple[Candidate, str]:
-    """The selection rule: best silhouette among candidates whose smallest cluster holds >= min_segment_share of
-    the fit sample (ties go to the smaller k). If no candidate qualifies, the best silhouette overall is taken and
-    the returned reason says so.
+# ------------------------------------------------------------------------------------------------ stability
+
+
+def stability(candidate: Candidate, x: np.ndarray, cfg: Mapping[str, Any]) -> float:
+    """Mean pairwise adjusted Rand index between the candidate and its refits on bootstrap resamples.
+
+    Each refit sees `selection.stability_sample_size` rows drawn with replacement (seed random_state + b) and is
+    fitted with the seed random_state + b; every labelling is of one common evaluation subsample (nearest mean).
     """
-    pool = sorted(candidates, key=lambda c: c.k)
+    sel = cfg["selection"]
+    seed = int(cfg["random_state"])
+    n_boot = int(sel["stability_bootstraps"])
+    if candidate.refit is None or candidate.centers is None or n_boot < 1:
+        return float("nan")
+    eval_idx = _subsample(x.shape[0], int(sel["stability_sample_size"]), seed + 10_000)
+    x_eval = x[eval_idx]
+    labelings = [nearest(x_eval, candidate.centers)[0]]
+    for b in range(1, n_boot + 1):
+        rng = np.random.default_rng(seed + b)
+        rows = x[rng.integers(0, x.shape[0], size=min(int(sel["stability_sample_size"]), x.shape[0]))]
+        labelings.append(nearest(x_eval, candidate.refit(rows, seed + b))[0])
+    scores = [
+        adjusted_rand_score(labelings[i], labelings[j])
+        for i in range(len(labelings))
+        for j in range(i + 1, len(labelings))
+    ]
+    return float(np.mean(scores))
+
+
+# ------------------------------------------------------------------------------------------------ selection
+
+
+def _mean_ranks(pool: Sequence[Candidate]) -> list[float]:
+    """Mean of the ranks (1 = best) in silhouette (high), Davies-Bouldin (low), Calinski-Harabasz (high)."""
+
+    def ranks(values: Sequence[float]) -> np.ndarray:
+        return rankdata(np.nan_to_num(np.asarray(values, dtype=float), nan=np.inf), method="average")
+
+    sil = ranks([-c.metrics["silhouette"] for c in pool])
+    dbi = ranks([c.metrics.get("davies_bouldin", 0.0) for c in pool])
+    chi = ranks([-c.metrics.get("calinski_harabasz", 0.0) for c in pool])
+    return list((sil + dbi + chi) / 3.0)
+
+
+def _order(pool: Sequence[Candidate]) -> list[Candidate]:
+    family_order = {f: i for i, f in enumerate(FAMILIES)}
+    mean_rank = _mean_ranks(pool)
+    for c, r in zip(pool, mean_rank, strict=True):
+        c.metrics["mean_rank"] = float(r)
+    return sorted(pool, key=lambda c: (c.metrics["mean_rank"], c.k, family_order.get(c.family, 99)))
+
+
+def select(
+    candidates: Iterable[Candidate],
+    cfg: Mapping[str, Any],
+    stability_of: Callable[[Candidate], float] | None = None,
+) -> tuple[Candidate, str]:
+    """The selection rule of the module docstring. `stability_of(candidate)` computes a candidate's stability
+    (stored in its metrics); without it, metrics["stability"] must already be there (tests)."""
+    pool = list(candidates)
     if not pool:
         raise ValueError("no candidates to select from")
-    eligible = [c for c in pool if c.metrics["min_segment_share"] >= min_segment_share]
-    if eligible:
-        best = max(eligible, key=lambda c: c.metrics["silhouette"])  # max keeps the first (smallest k) on ties
-        reason = (
-            f"k={best.k}: best silhouette {best.metrics['silhouette']:.4f} among {len(eligible)}/{len(pool)} "
-            f"candidates with smallest segment share >= {min_segment_share}"
+    min_share = float(cfg["min_segment_share"])
+    sel = cfg["selection"]
+    min_stability = float(sel["min_stability"])
+    top_n = max(1, int(sel["stability_top_n"]))
+
+    def stab(c: Candidate) -> float:
+        if "stability" not in c.metrics and stability_of is not None:
+            c.metrics["stability"] = float(stability_of(c))
+        return float(c.metrics.get("stability", float("nan")))
+
+    eligible = [c for c in pool if c.metrics["min_segment_share"] >= min_share and c.metrics["n_segments"] >= 2]
+    if not eligible:
+        best = _order(pool)[0]
+        stab(best)
+        return best, (
+            f"{best.name}: no candidate has every segment >= {min_share} of customers; fell back to the best mean "
+            f"rank of silhouette/Davies-Bouldin/Calinski-Harabasz overall ({best.metrics['mean_rank']:.2f})"
         )
-        return best, reason
-    best = max(pool, key=lambda c: c.metrics["silhouette"])
-    reason = (
-        f"k={best.k}: no candidate has every segment >= {min_segment_share} of customers; "
-        f"fell back to the best silhouette overall ({best.metrics['silhouette']:.4f})"
+    ranked = _order(eligible)
+    shortlist = ranked[:top_n]
+    for c in shortlist:
+        if stab(c) >= min_stability:
+            return c, (
+                f"{c.name}: best mean rank ({c.metrics['mean_rank']:.2f}) of silhouette/Davies-Bouldin/"
+                f"Calinski-Harabasz among {len(eligible)}/{len(pool)} candidates with every segment >= {min_share} "
+                f"and stability (bootstrap ARI) {c.metrics['stability']:.3f} >= {min_stability}"
+            )
+    best = max(shortlist, key=lambda c: np.nan_to_num(c.metrics["stability"], nan=-1.0))
+    return best, (
+        f"{best.name}: none of the top {len(shortlist)} eligible candidates reached stability {min_stability}; "
+        f"took the most stable of them ({best.metrics['stability']:.3f})"
     )
-    return best, reason

@@ -138,7 +138,7 @@ def quantile_edges(con: duckdb.DuckDBPyConnection, features: Sequence[str], bins
     probs = [i / bins for i in range(1, bins)]
     probs_sql = "[" + ", ".join(repr(p) for p in probs) + "]"
     row = con.execute(
-        "select " + ", ".join(f"quantile_cont({quote(f)}, {probs_sql})" for f in features) + f" from {FEATURE_TABLE}"
+        "select " + ", ".join(f"quantile_cont(cast({quote(f)} as double), {probs_sql})" for f in features) + f" from {FEATURE_TABLE}"
     ).fetchone()
     edges: dict[str, list[float]] = {}
     for name, values in zip(features, row, strict=True):
@@ -248,4 +248,10 @@ def profile_space(frame: pd.DataFrame, features: Sequence[str], log_features: Se
 
 
 def configured_features(settings: Settings) -> list[str]:
-    return list(settings["ml"]["features"])
+    """`ml.features` then `ml.lifecycle_features` (config order, no duplicates)."""
+    cfg = settings["ml"]
+    out: list[str] = []
+    for f in [*cfg["features"], *cfg.get("lifecycle_features", [])]:
+        if f not in out:
+            out.append(f)
+    return out

@@ -1,24 +1,31 @@
-"""Training: choose k, fit the segmentation pipeline, log everything to MLflow, register and maybe promote.
+"""Training: fit candidate clusterers, select one, give its segments stable ids, log to MLflow, register, promote.
 
 `run(settings, as_of_date)`:
 
-1. Reads `marts.customer_features` read-only. Configured features (`ml.features`) that are missing or entirely
-   NULL are dropped (and recorded); up to `ml.fit_sample_size` rows are sampled in DuckDB by a seeded hash of
-   person_id (deterministic, stable from day to day).
-2. Fits the preprocessing (`ml.features.build_preprocessor`: clip+log1p for `ml.log_features`, median imputation
-   with missing indicators, standard scaling) once, then one MiniBatchKMeans per k in k_min..k_max.
-3. Selection rule: the best silhouette among candidates whose smallest segment holds at least
-   `ml.min_segment_share` of the fit sample; ties go to the smaller k; if no candidate qualifies, the best
-   silhouette overall (the run is tagged with the reason either way).
-4. MLflow: one parent run `train-<as_of_date>` in `ml.experiment_name` (lineage tags: as_of_date, rows, feature
-   list, snapshot dates, dbt invocation id when available), a nested run per k with its params and metrics, plots
-   (model selection, PCA scatter, profile heatmap), and the fitted Pipeline(preprocess, cluster) logged with a
-   signature, an input example and explicit pip pins, registered as `ml.registered_model_name`. The model
-   directory carries `extra_files/reference.json` (drift reference: quantile bin edges and proportions per feature
-   over the whole table, training segment mix) and `extra_files/segment_names.json`.
-5. Promotion: the new version takes the `champion` alias when there is no champion or its silhouette is not worse
-   than the champion's by more than `ml.promotion_silhouette_tolerance`; otherwise it takes `challenger` and the
-   reason is tagged on the run and the version.
+1. Reads `marts.customer_features` read-only. Configured features (`ml.features` + `ml.lifecycle_features`) that
+   are missing or entirely NULL are dropped (and recorded); up to `ml.fit_sample_size` rows are sampled in DuckDB
+   by a seeded hash of person_id (deterministic, stable from day to day).
+2. Fits the preprocessing (`ml.features.build_preprocessor`: clip+log1p for `ml.log_features`, standard scaling,
+   median imputation with missing indicators) once, then the candidate families of `ml.evaluate` (MiniBatchKMeans
+   and GaussianMixture per k, Ward on a sub-sample cut at every k, HDBSCAN with noise -> nearest cluster).
+3. Selection (`ml.evaluate.select`): eligible = every segment >= `ml.min_segment_share`; mean rank of silhouette,
+   Davies-Bouldin and Calinski-Harabasz; the best whose bootstrap stability (ARI between refits) reaches
+   `ml.selection.min_stability`.
+4. Stable ids (`ml.matching`): the champion and the new model both label the fit sample; clusters are matched to
+   the champion's segment ids by Hungarian assignment on the overlap; new and vanished segments are explicit. The
+   transition matrix (each sampled customer's last assigned segment -> new segment) and the share of customers who
+   switched segment are logged, with the two models' disagreement on the same rows. The served clusterer is a KMeans
+   whose centre i is segment id i (`ml.evaluate.centroid_model`), so `predict` returns the stable ids.
+5. MLflow: one parent run `train-<as_of_date>` in `ml.experiment_name` (lineage tags: as_of_date, rows, feature
+   list, snapshot dates, dbt invocation id when available; the fit sample as a logged dataset input), a nested run
+   per candidate with its params and metrics, plots (elbow + silhouette by k, PCA scatter, profile heatmap), the
+   transition matrix, and the fitted Pipeline(preprocess, cluster) logged with a signature, an input example and
+   explicit pip pins, registered as `ml.registered_model_name`. The model directory carries
+   `extra_files/reference.json` (drift reference, segment mix, the segment profiles and population statistics
+   used by `ml.explain`) and `extra_files/segment_names.json`.
+6. Promotion: the new version takes the `champion` alias when there is no champion, or its silhouette is not worse
+   than the champion's by more than `ml.promotion_silhouette_tolerance` AND its stability reaches
+   `ml.selection.min_stability`; otherwise it takes `challenger` and the reason is tagged on the run and version.
 """
 
 from __future__ import annotations
@@ -32,12 +39,15 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import mlflow.data
 import numpy as np
+from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
-from ml import drift, evaluate, features, naming, plots, tracking
+from ml import drift, evaluate, features, matching, naming, plots, tracking
 from seg.config import Settings
 from seg.warehouse import connect
 
@@ -85,9 +95,16 @@ def _champion_silhouette(settings: Settings, version: ModelVersion) -> float | N
 
 
 def promotion_decision(
-    new_silhouette: float, champion: ModelVersion | None, champion_silhouette: float | None, tolerance: float
+    new_silhouette: float,
+    champion: ModelVersion | None,
+    champion_silhouette: float | None,
+    tolerance: float,
+    stability: float | None = None,
+    min_stability: float | None = None,
 ) -> tuple[bool, str]:
-    """(promote?, reason) for the rule in the module docstring."""
+    """(promote?, reason) for the rule in the module docstring: quality not worse beyond tolerance AND stable."""
+    if stability is not None and min_stability is not None and not stability >= min_stability:
+        return False, f"stability {stability:.3f} is below ml.selection.min_stability {min_stability}"
     if champion is None:
         return True, "no champion yet"
     if champion_silhouette is None:
@@ -108,11 +125,56 @@ def _json_dump(obj: Any, path: Path) -> Path:
     return path
 
 
+def _profile_stats(values, features_used: list[str]) -> dict[str, dict[str, float]]:
+    """Population mean and std per feature on the profile scale (what `ml.explain` standardises customers with)."""
+    out = {}
+    for f in features_used:
+        col = values[f].to_numpy(dtype="float64")
+        finite = col[np.isfinite(col)]
+        mean = float(finite.mean()) if finite.size else 0.0
+        std = float(finite.std()) if finite.size else 0.0
+        out[f] = {"mean": mean, "std": std if std > 0 else 1.0}
+    return out
+
+
+def _champion_labels(champion: tracking.LoadedModel | None, frame) -> np.ndarray | None:
+    """The champion's segment ids for the fit sample (None without a usable champion)."""
+    if champion is None:
+        return None
+    if any(f not in frame.columns for f in champion.features):
+        return None
+    return np.asarray(champion.pipeline.predict(frame[champion.features])).astype(np.int64)
+
+
+def _previous_segments(con, frame) -> np.ndarray | None:
+    """Each sampled person's last assigned segment id (-1 if none): the published marts.customer_segments, else
+    ml_stage.customer_assignments; None when neither exists."""
+    for schema, table in (("marts", "customer_segments"), ("ml_stage", "customer_assignments")):
+        exists = con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]
+        ).fetchall()[0][0]
+        if not exists:
+            continue
+        cur = con.cursor()
+        try:
+            cur.register("sample_ids", frame[["person_id"]].astype({"person_id": "string"}))
+            prev = cur.execute(
+                f"select s.person_id, coalesce(a.segment_id, -1) as segment_id from sample_ids s "
+                f"left join {schema}.{table} a on a.person_id = s.person_id"
+            ).df()
+        finally:
+            cur.close()
+        by_person = dict(zip(prev["person_id"], prev["segment_id"], strict=True))
+        return np.array([by_person.get(str(p), -1) for p in frame["person_id"]], dtype=np.int64)
+    return None
+
+
 def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None = None) -> dict[str, Any]:
     """Train, log, register and (maybe) promote a segmentation model for `as_of_date`.
 
     `lineage` adds tags to the parent run (e.g. {"airflow.run_id": ...}). Returns a JSON-serialisable dict:
-    {run_id, model_version, k, metrics, promoted, promotion_reason, selection_reason, segment_names {id: name},
+    {run_id, model_version, k, family, metrics, promoted, promotion_reason, selection_reason,
+    segment_names {id: name}, matching {matched, new_segments, vanished_segments, switched_share} | None,
     features, dropped_features {feature: reason}, rows, sample_rows, as_of_date, timings {step: seconds}}.
     """
     cfg = settings["ml"]
@@ -121,12 +183,19 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
+    tracking.client(settings)
+    champion = tracking.load_champion(settings)
+    previous = None if champion is None else tracking.champion_version(settings)
+    timings["load_champion_seconds"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
     with connect(settings, read_only=True) as con:
-        selection = features.resolve_features(con, cfg["features"])
+        selection = features.resolve_features(con, features.configured_features(settings))
         if not selection.used:
             raise ValueError(f"no usable feature in {features.FEATURE_TABLE}: {selection.dropped}")
         total_rows = features.row_count(con)
-        frame = features.sample_frame(con, selection.used, int(cfg["fit_sample_size"]), seed)
+        read = list(selection.used) + [f for f in (champion.features if champion else []) if f not in selection.used]
+        frame = features.sample_frame(con, read, int(cfg["fit_sample_size"]), seed)
         dropped = dict(selection.dropped)
         for f in selection.used:
             if frame[f].isna().all():
@@ -136,19 +205,17 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
             raise ValueError(f"no usable feature in the fit sample: {dropped}")
         reference = drift.build_reference(con, used, int(settings["drift"]["psi_bins"]))
         snapshot_min, snapshot_max = features.snapshot_dates(con)
-    timings["read_seconds"] = time.perf_counter() - t0
+        previous_segments = _previous_segments(con, frame)
+    timings["read_seconds"] = time.perf_counter() - t
     log_features = [f for f in cfg.get("log_features", []) if f in used]
     x_frame = frame[used]
 
     t = time.perf_counter()
     preprocess = features.build_preprocessor(used, log_features)
-    xt = preprocess.fit_transform(x_frame)
+    xt = np.ascontiguousarray(preprocess.fit_transform(x_frame), dtype=np.float64)
     ks = evaluate.candidate_ks(cfg, len(frame))
-
-    tracking.client(settings)
     experiment_id = tracking.experiment_id(settings)
-    previous = tracking.champion_version(settings)
-    timings["mlflow_setup_seconds"] = time.perf_counter() - t
+    timings["preprocess_seconds"] = time.perf_counter() - t
 
     tags = {
         "run_type": "train",
@@ -165,6 +232,8 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
     invocation = _dbt_invocation_id(settings)
     if invocation:
         tags["dbt.invocation_id"] = invocation
+    if previous is not None:
+        tags["previous_champion_version"] = str(previous.version)
     tags.update({k: str(v) for k, v in (lineage or {}).items()})
 
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{iso}", tags=tags) as parent:
@@ -176,57 +245,110 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
                 "silhouette_sample_size": cfg["silhouette_sample_size"],
                 "min_segment_share": cfg["min_segment_share"],
                 "random_state": seed,
-                "batch_size": cfg["batch_size"],
-                "n_init": cfg["n_init"],
-                "max_iter": cfg["max_iter"],
+                "families": ",".join(f for f in evaluate.FAMILIES if cfg["candidates"][f].get("enabled", True)),
+                "stability_bootstraps": cfg["selection"]["stability_bootstraps"],
+                "min_stability": cfg["selection"]["min_stability"],
                 "n_features": len(used),
                 "log_features": ",".join(log_features),
                 "psi_bins": settings["drift"]["psi_bins"],
             }
         )
-        t = time.perf_counter()
-        candidates: list[evaluate.Candidate] = []
-        for k in ks:
-            candidate = evaluate.fit_candidate(xt, k, cfg)
-            candidates.append(candidate)
-            with mlflow.start_run(
-                experiment_id=experiment_id, run_name=f"k={k}", nested=True, tags={"as_of_date": iso, "k": str(k)}
-            ):
-                mlflow.log_params(
-                    {"k": k, "random_state": seed, "batch_size": cfg["batch_size"], "n_init": cfg["n_init"]}
-                )
-                mlflow.log_metrics(candidate.metrics)
-            mlflow.log_metrics({f"{name}_by_k": value for name, value in candidate.metrics.items()}, step=k)
-        timings["fit_candidates_seconds"] = time.perf_counter() - t
+        mlflow.log_metrics({"input_rows": float(total_rows), "fit_sample_rows": float(len(frame))})
+        source = CodeDatasetSource(
+            {"table": features.FEATURE_TABLE, "warehouse": str(settings.paths.warehouse), "as_of_date": iso}
+        )
+        dataset = mlflow.data.from_pandas(x_frame, source=source, name=f"{features.FEATURE_TABLE}@{iso}")
+        mlflow.log_input(dataset, context="training", tags={"as_of_date": iso, "rows": str(total_rows)})
 
-        chosen, selection_reason = evaluate.select(candidates, float(cfg["min_segment_share"]))
-        pipeline = Pipeline([("preprocess", preprocess), ("cluster", chosen.model)])
-        labels = chosen.labels
-        shares = {seg: float(count) / len(labels) for seg, count in enumerate(np.bincount(labels, minlength=chosen.k))}
-        profile = naming.standardized_profile(features.profile_space(frame, used, log_features), labels)
+        with threadpool_limits(limits=cfg.get("threads")):
+            t = time.perf_counter()
+            candidates = evaluate.fit_candidates(xt, ks, cfg)
+            timings["fit_candidates_seconds"] = time.perf_counter() - t
+            t = time.perf_counter()
+            chosen, selection_reason = evaluate.select(candidates, cfg, lambda c: evaluate.stability(c, xt, cfg))
+            timings["selection_seconds"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        for c in candidates:
+            with mlflow.start_run(
+                experiment_id=experiment_id,
+                run_name=c.name,
+                nested=True,
+                tags={"as_of_date": iso, "k": str(c.k), "family": c.family, "chosen": str(c is chosen)},
+            ):
+                mlflow.log_params({"family": c.family, "k": c.k, "random_state": seed, **c.params})
+                mlflow.log_metrics({m: v for m, v in c.metrics.items() if np.isfinite(v)})
+        for c in candidates:
+            if c.family == chosen.family:
+                mlflow.log_metrics({f"{m}_by_k": v for m, v in c.metrics.items() if np.isfinite(v)}, step=c.k)
+        timings["child_runs_seconds"] = time.perf_counter() - t
+
+        # Stable segment ids.
+        old_labels = _champion_labels(champion, frame)
+        if old_labels is None:
+            ids = matching.ids_by_size(chosen.labels, chosen.k)
+            matched = None
+        else:
+            matched = matching.match(old_labels, chosen.labels, chosen.k, float(cfg["matching"]["min_overlap"]))
+            ids = matched.ids
+        centers_by_id = {ids[c]: chosen.centers[c] for c in range(chosen.k)}
+        pipeline = Pipeline(
+            [("preprocess", preprocess), ("cluster", evaluate.centroid_model(centers_by_id, xt.shape[1]))]
+        )
+        labels = np.array([ids[int(c)] for c in chosen.labels], dtype=np.int64)
+        seg_ids = sorted(centers_by_id)
+        counts = {seg: int((labels == seg).sum()) for seg in seg_ids}
+        shares = {seg: counts[seg] / len(labels) for seg in seg_ids}
+        values = features.profile_space(frame, used, log_features)
+        profile = naming.standardized_profile(values, labels)
         segments = naming.name_segments(profile, int(cfg["naming_top_n"]), float(cfg["naming_min_abs_z"]), shares)
         names = {seg: info["name"] for seg, info in segments.items()}
         reference.update(
             {
                 "as_of_date": iso,
                 "k": chosen.k,
+                "family": chosen.family,
+                "segment_ids": seg_ids,
                 "log_features": log_features,
                 "segment_proportions": {str(seg): share for seg, share in shares.items()},
                 "segment_proportions_source": f"fit sample ({len(frame)} rows)",
+                "profile": {
+                    "population": _profile_stats(values, used),
+                    "segments": {str(seg): {f: float(profile.loc[seg, f]) for f in used} for seg in profile.index},
+                },
             }
         )
-        mlflow.log_metrics(chosen.metrics)
-        mlflow.set_tags({"k": str(chosen.k), "selection_reason": selection_reason})
+        chosen_metrics = {m: v for m, v in chosen.metrics.items() if np.isfinite(v)}
+        mlflow.log_metrics(chosen_metrics)
+        mlflow.set_tags({"k": str(chosen.k), "family": chosen.family, "selection_reason": selection_reason})
+        moved = None
+        if matched is not None and previous_segments is not None and (previous_segments >= 0).any():
+            known = previous_segments >= 0
+            moved = matching.transitions(previous_segments[known], labels[known])
+        if matched is not None:
+            mlflow.log_metrics(
+                {
+                    "switched_share": moved[1] if moved is not None else matched.switched_share,
+                    "model_disagreement_share": matched.switched_share,
+                    "n_new_segments": float(len(matched.new_segments)),
+                    "n_vanished_segments": float(len(matched.vanished_segments)),
+                }
+            )
+            mlflow.set_tags(
+                {
+                    "matching.matched": json.dumps({str(k): v for k, v in matched.matched.items()}),
+                    "matching.new_segments": json.dumps(matched.new_segments),
+                    "matching.vanished_segments": json.dumps(matched.vanished_segments),
+                }
+            )
 
         t = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="seg-train-") as tmp:
             out = Path(tmp)
             (out / "plots").mkdir()
             (out / "segmentation").mkdir()
-            plots.save_png(
-                plots.model_selection({c.k: c.metrics for c in candidates}, chosen.k),
-                out / "plots" / "model_selection.png",
-            )
+            by_k = {c.k: c.metrics for c in candidates if c.family == chosen.family}
+            plots.save_png(plots.model_selection(by_k, chosen.k), out / "plots" / "model_selection.png")
             plots.save_png(
                 plots.pca_scatter(xt, labels, names, int(cfg["plot_sample_size"]), seed),
                 out / "plots" / "pca_segments.png",
@@ -235,10 +357,28 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
             segment_file = _json_dump(segments, out / "segmentation" / tracking.SEGMENT_NAMES_FILE)
             reference_file = _json_dump(reference, out / "segmentation" / tracking.REFERENCE_FILE)
             _json_dump(
-                [{"k": c.k, **c.metrics} for c in candidates] + [{"selected_k": chosen.k, "reason": selection_reason}],
+                [{"candidate": c.name, "family": c.family, "k": c.k, **c.metrics} for c in candidates]
+                + [{"selected": chosen.name, "reason": selection_reason}],
                 out / "segmentation" / "candidates.json",
             )
             profile.round(4).to_csv(out / "segmentation" / "segment_profiles.csv", index_label="segment_id")
+            if matched is not None:
+                (moved[0] if moved is not None else matched.transitions).to_csv(
+                    out / "segmentation" / "transition_matrix.csv"
+                )
+                matched.transitions.to_csv(out / "segmentation" / "model_agreement_matrix.csv")
+                _json_dump(
+                    {
+                        "previous_champion_version": str(previous.version) if previous else None,
+                        "matched": {str(k): v for k, v in matched.matched.items()},
+                        "new_segments": matched.new_segments,
+                        "vanished_segments": matched.vanished_segments,
+                        "switched_share": moved[1] if moved is not None else matched.switched_share,
+                        "switched_share_basis": "previous assignment" if moved is not None else "champion model",
+                        "model_disagreement_share": matched.switched_share,
+                    },
+                    out / "segmentation" / "matching.json",
+                )
             mlflow.log_artifacts(str(out), artifact_path=None)
             timings["artifacts_seconds"] = time.perf_counter() - t
 
@@ -264,14 +404,21 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
         mlc = tracking.client(settings)
         champion_sil = None if previous is None else _champion_silhouette(settings, previous)
         promoted, promotion_reason = promotion_decision(
-            chosen.metrics["silhouette"], previous, champion_sil, float(cfg["promotion_silhouette_tolerance"])
+            chosen.metrics["silhouette"],
+            previous,
+            champion_sil,
+            float(cfg["promotion_silhouette_tolerance"]),
+            chosen.metrics.get("stability"),
+            float(cfg["selection"]["min_stability"]),
         )
         alias = tracking.CHAMPION if promoted else tracking.CHALLENGER
         mlc.set_registered_model_alias(name, alias, version)
         version_tags = {
             "as_of_date": iso,
             "k": str(chosen.k),
+            "family": chosen.family,
             "silhouette": repr(chosen.metrics["silhouette"]),
+            "stability": repr(chosen.metrics.get("stability")),
             "features": ",".join(used),
             "promotion": alias,
             "promotion_reason": promotion_reason,
@@ -291,16 +438,31 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
         mlflow.log_metrics({f"timing_{k}": v for k, v in timings.items()})
         run_id = parent.info.run_id
 
-    log.info("trained v%s (k=%d) for %s: %s; %s", version, chosen.k, iso, selection_reason, promotion_reason)
+    log.info("trained v%s (%s) for %s: %s; %s", version, chosen.name, iso, selection_reason, promotion_reason)
     return {
         "run_id": run_id,
         "model_version": version,
         "k": chosen.k,
-        "metrics": chosen.metrics,
+        "family": chosen.family,
+        "metrics": chosen_metrics,
         "promoted": promoted,
         "promotion_reason": promotion_reason,
         "selection_reason": selection_reason,
         "segment_names": names,
+        "matching": None
+        if matched is None
+        else {
+            "matched": {str(k): v for k, v in matched.matched.items()},
+            "new_segments": matched.new_segments,
+            "vanished_segments": matched.vanished_segments,
+            "switched_share": moved[1] if moved is not None else matched.switched_share,
+            "switched_share_basis": "previous assignment" if moved is not None else "champion model",
+            "model_disagreement_share": matched.switched_share,
+            "transitions": {
+                str(r): {str(c): int(v) for c, v in row.items()}
+                for r, row in (moved[0] if moved is not None else matched.transitions).iterrows()
+            },
+        },
         "features": used,
         "dropped_features": dropped,
         "rows": total_rows,

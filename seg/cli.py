@@ -8,6 +8,8 @@
     seg contract-docs                     print the data contract as Markdown (docs/data_contract.md)
     seg ui                                Airflow UI + MLflow UI on localhost
     seg bench                             benchmark (see `seg bench --help`)
+    seg explain CUSTOMER_ID               why a customer is in their segment (since when, closest features)
+    seg triggers run --at YYYY-MM-DDTHH:MM  one trigger micro-batch through Airflow (`seg triggers --help`)
 
 All commands work on the data directory SEG_DATA_DIR (default ./data).
 """
@@ -106,6 +108,24 @@ def cmd_bench(args) -> int:
     return bench_main(args)
 
 
+def cmd_explain(args) -> int:
+    from ml.explain import explain, render
+
+    try:
+        result = explain(config.load(), args.customer_id)
+    except LookupError as exc:
+        print(f"seg explain: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2, default=str) if args.json else render(result))
+    return 0
+
+
+def cmd_triggers(args) -> int:
+    from seg.triggers import cli as triggers_cli
+
+    return triggers_cli.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -154,6 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=60)
     p.add_argument("--out", default="bench_results/bench.json")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("explain", help="why a customer is in their segment: since when, closest features")
+    p.add_argument("customer_id", help="CRM customer id (or person id)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("triggers", help="behavioural trigger segments: run a micro-batch (see `seg triggers --help`)")
+    from seg.triggers.cli import add_arguments as add_trigger_arguments
+
+    add_trigger_arguments(p)
+    p.set_defaults(func=cmd_triggers)
     return parser
 
 

@@ -2,7 +2,7 @@
 
 Write-audit-publish for segments: the model writes `ml_stage.customer_assignments`, the `segments` gate audits
 it, and only then this step swaps it into `marts.customer_segments` (current membership, one row per person)
-and replaces that as-of date in `marts.customer_segment_history`, in one transaction. A failed gate never
+and replaces that as-of date in `marts.customer_segment_history` and `marts.segment_profiles`, in one transaction. A failed gate never
 reaches this step, so the previously published segments stay as they were.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from ml.assign import publish_profiles
 from seg.config import Settings
 from seg.warehouse import connect, table_exists
 
@@ -32,6 +33,7 @@ def run(settings: Settings, as_of_date: dt.date) -> dict:
                         "from marts.customer_segments where false")
             con.execute("delete from marts.customer_segment_history where as_of_date = ?", [as_of_date])
             con.execute(f"insert into marts.customer_segment_history select {SEGMENT_COLUMNS} from marts.customer_segments")
+            profiles = publish_profiles(con, as_of_date)  # marts.segment_profiles, same transaction
             con.execute("commit")
         except Exception:
             con.execute("rollback")
@@ -42,5 +44,6 @@ def run(settings: Settings, as_of_date: dt.date) -> dict:
     return {
         "as_of_date": as_of_date.isoformat(),
         "customers": sum(n for *_, n in sizes),
+        "segment_profiles": profiles,
         "segments": [{"segment_id": s, "segment_name": name, "customers": n} for s, name, n in sizes],
     }

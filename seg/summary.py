@@ -8,7 +8,8 @@ from seg.config import Settings
 from seg.contract import load_contract
 from seg.lake.landing import read_manifests
 
-MART_TABLES = ("customers", "orders", "customer_rfm", "customer_features", "customer_segments", "customer_segment_history")
+MART_TABLES = ("customers", "orders", "sessions", "customer_rfm", "customer_features", "customer_segments",
+               "customer_segment_history", "segment_profiles")
 
 
 def landing_totals(settings: Settings) -> list[tuple[str, int, int, int, int]]:

@@ -69,7 +69,12 @@ def small_settings(root) -> Settings:
         assign_chunk_size=1000,
         batch_size=1024,
         plot_sample_size=1000,
+        lifecycle_features=[],
     )
+    ml["selection"].update(stability_sample_size=1500, stability_bootstraps=2)
+    ml["candidates"]["ward"]["sample_size"] = 1500
+    ml["candidates"]["gmm"]["sample_size"] = 3000
+    ml["candidates"]["hdbscan"]["sample_size"] = 1500
     settings["drift"]["segment_sample_size"] = 2000
     return settings
 

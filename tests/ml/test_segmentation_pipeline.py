@@ -14,7 +14,8 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.metrics import adjusted_rand_score
 
-from ml import assign, drift, tracking, train
+from ml import assign, drift, explain, tracking, train
+from seg import publish
 from seg.warehouse import connect
 
 from .conftest import AS_OF, EMPTY_FEATURE, planted_blobs, small_settings, write_features
@@ -66,10 +67,16 @@ def test_mlflow_has_parent_run_child_runs_metrics_artifacts_and_champion(world):
     children = client.search_runs(
         [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
-    assert sorted(int(c.data.params["k"]) for c in children) == list(range(2, 7))
+    kmeans = [c for c in children if c.data.params["family"] == "kmeans"]
+    assert sorted(int(c.data.params["k"]) for c in kmeans) == list(range(2, 7))
+    assert {c.data.params["family"] for c in children} >= {"kmeans", "ward", "gmm"}
     assert all(
         {"silhouette", "davies_bouldin", "calinski_harabasz", "inertia"} <= set(c.data.metrics) for c in children
     )
+    chosen = [c for c in children if c.data.tags["chosen"] == "True"]
+    assert len(chosen) == 1 and "stability" in chosen[0].data.metrics
+    assert parent.data.metrics["input_rows"] == N_ROWS
+    assert parent.inputs.dataset_inputs and parent.inputs.dataset_inputs[0].dataset.name.endswith(AS_OF.isoformat())
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert artifacts == {"plots/model_selection.png", "plots/pca_segments.png", "plots/segment_profiles.png"}
     experiment = client.get_experiment(parent.info.experiment_id)
@@ -114,6 +121,38 @@ def test_assignment_writes_every_person_once_and_is_idempotent(world):
     assert (table_1["distance_to_centroid"] >= 0).all()
     names = table_1.groupby("segment_id")["segment_name"].unique()
     assert all(len(n) == 1 and n[0] == result["segment_names"][str(s)] for s, n in names.items())
+
+
+def test_profiles_are_staged_published_and_explain_says_why(world):
+    settings, frame, _, result = world
+    assign.run(settings, AS_OF)
+    publish.run(settings, AS_OF)
+    with connect(settings) as con:
+        staged = con.execute("select * from ml_stage.segment_profiles order by segment_id").df()
+        assert assign.publish_profiles(con, AS_OF) == len(staged)
+        assert assign.publish_profiles(con, AS_OF) == len(staged)  # rerun replaces the date's rows
+        published = con.execute("select * from marts.segment_profiles order by segment_id").df()
+    assert len(published) == len(staged) == result["k"]
+    assert published["size"].sum() == N_ROWS
+    assert published["share"].sum() == pytest.approx(1.0)
+    assert set(published["model_version"]) == {result["model_version"]}
+    assert published.set_index("segment_id")["segment_name"].to_dict() == {
+        int(s): n for s, n in result["segment_names"].items()
+    }
+    top = json.loads(published["top_features"].iloc[0])
+    assert top and {"feature", "z"} <= set(top[0])
+
+    customer = frame["customer_id"].dropna().iloc[0]
+    out = explain.explain(settings, customer)
+    assert out["customer_id"] == customer
+    assert out["segment_name"] == result["segment_names"][str(out["segment_id"])]
+    assert out["since"] == AS_OF.isoformat() and out["previous_segment"] is None
+    assert out["why"] and all(r["segment_z"] is not None for r in out["why"])
+    gaps = [r["gap"] for r in out["why"] if r["gap"] is not None]
+    assert gaps == sorted(gaps)
+    assert customer in explain.render(out)
+    with pytest.raises(LookupError):
+        explain.explain(settings, "no-such-customer")
 
 
 def test_drift_on_identical_data_decides_none_and_rerun_replaces_rows(world):
@@ -172,6 +211,10 @@ def test_a_worse_model_becomes_challenger_and_champion_stays(world):
     finally:
         settings["ml"]["promotion_silhouette_tolerance"] = 0.02
     assert second["promoted"] is False
+    # same data: every cluster keeps the champion's segment id, nobody switches
+    assert second["matching"]["switched_share"] == 0.0
+    assert second["matching"]["new_segments"] == [] and second["matching"]["vanished_segments"] == []
+    assert second["segment_names"].keys() == result["segment_names"].keys()
     assert str(tracking.champion_version(settings).version) == result["model_version"]
     assert str(tracking.champion_version(settings, alias="challenger").version) == second["model_version"]
     run = MlflowClient(tracking_uri=settings.mlflow_tracking_uri).get_run(second["run_id"])

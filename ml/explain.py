@@ -1,0 +1,154 @@
+"""Why is this customer in this segment? `explain(settings, customer_id) -> dict`, printed by `seg explain ID`.
+
+Reads (read-only) the published `marts.customer_segments` (current segment, model version), the customer's
+`marts.customer_segment_history` (since when: the first as-of date of the current unbroken run of days in the same
+segment id, ids being stable across refits) and `marts.customer_features`, plus the assigning model version's
+`reference.json` (population mean/std per feature and each segment's standardised profile, on the model's scale:
+log features log1p'd). The customer's own standardised values are compared with the segment's profile; the
+"why" lists the segment's strongest features (|z| >= `ml.naming_min_abs_z`, at most `ml.profile_top_features`),
+the customer's closest ones first (smallest |customer z - segment z|).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ml import features, tracking
+from seg.config import Settings
+from seg.warehouse import connect, table_exists
+
+
+def _current(con, customer_id: str) -> dict[str, Any] | None:
+    row = con.execute(
+        "select person_id, customer_id, segment_id, segment_name, as_of_date, model_version "
+        "from marts.customer_segments where customer_id = ? or person_id = ? limit 1",
+        [customer_id, customer_id],
+    ).fetchone()
+    if row is None:
+        return None
+    keys = ("person_id", "customer_id", "segment_id", "segment_name", "as_of_date", "model_version")
+    return dict(zip(keys, row, strict=True))
+
+
+def _since(con, person_id: str, segment_id: int) -> tuple[str | None, dict[str, Any] | None]:
+    """(first as-of date of the current run in segment_id, the segment before that run or None)."""
+    if not table_exists(con, "marts", "customer_segment_history"):
+        return None, None
+    rows = con.execute(
+        "select as_of_date, segment_id, segment_name from marts.customer_segment_history "
+        "where person_id = ? order by as_of_date desc",
+        [person_id],
+    ).fetchall()
+    since, previous = None, None
+    for day, seg, name in rows:
+        if int(seg) != int(segment_id):
+            previous = {"segment_id": int(seg), "segment_name": name, "until": day.isoformat()}
+            break
+        since = day.isoformat()
+    return since, previous
+
+
+def _model_version(settings: Settings, version: str):
+    mlc = tracking.client(settings)
+    return mlc.get_model_version(settings["ml"]["registered_model_name"], str(version))
+
+
+def why(
+    values: dict[str, float | None],
+    reference: dict[str, Any],
+    segment_id: int,
+    min_abs_z: float,
+    top_n: int,
+) -> list[dict[str, Any]]:
+    """The segment's strongest features with the customer's value, the customer's z and the segment's z."""
+    profile = reference.get("profile", {})
+    population = profile.get("population", {})
+    seg = profile.get("segments", {}).get(str(segment_id), {})
+    log_features = set(reference.get("log_features", []))
+    strongest = sorted(seg.items(), key=lambda kv: -abs(kv[1]))
+    strongest = [(f, z) for f, z in strongest if abs(z) >= min_abs_z][:top_n] or strongest[:top_n]
+    out = []
+    for f, seg_z in strongest:
+        raw = values.get(f)
+        stats = population.get(f, {"mean": 0.0, "std": 1.0})
+        if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+            cust_z = None
+        else:
+            v = float(np.log1p(max(float(raw), 0.0))) if f in log_features else float(raw)
+            cust_z = (v - stats["mean"]) / stats["std"]
+        out.append(
+            {
+                "feature": f,
+                "value": None if cust_z is None else float(raw),
+                "customer_z": None if cust_z is None else round(cust_z, 3),
+                "segment_z": round(float(seg_z), 3),
+                "gap": None if cust_z is None else round(abs(cust_z - float(seg_z)), 3),
+            }
+        )
+    return sorted(out, key=lambda r: (r["gap"] is None, r["gap"] if r["gap"] is not None else 0.0))
+
+
+def explain(settings: Settings, customer_id: str) -> dict[str, Any]:
+    """{customer_id, person_id, segment_id, segment_name, as_of_date, model_version, since, previous_segment,
+    why: [{feature, value, customer_z, segment_z, gap}]}; raises LookupError for an unknown customer."""
+    cfg = settings["ml"]
+    with connect(settings, read_only=True) as con:
+        if not table_exists(con, "marts", "customer_segments"):
+            raise LookupError("marts.customer_segments does not exist yet: run the pipeline (publish) first")
+        current = _current(con, customer_id)
+        if current is None:
+            raise LookupError(f"customer {customer_id!r} is not in marts.customer_segments")
+        since, previous = _since(con, current["person_id"], current["segment_id"])
+        version = _model_version(settings, current["model_version"])
+        model = tracking.load_version(settings, version)
+        cols = [f for f in model.features if f in set(features.table_columns(con))]
+        row = con.execute(
+            f"select {', '.join(features.quote(c) for c in cols)} from {features.FEATURE_TABLE} where person_id = ?",
+            [current["person_id"]],
+        ).fetchone()
+    values = dict(zip(cols, row, strict=True)) if row is not None else {}
+    return {
+        "customer_id": current["customer_id"],
+        "person_id": current["person_id"],
+        "segment_id": int(current["segment_id"]),
+        "segment_name": current["segment_name"],
+        "as_of_date": current["as_of_date"].isoformat(),
+        "model_version": str(current["model_version"]),
+        "since": since,
+        "previous_segment": previous,
+        "why": why(
+            values,
+            model.reference,
+            int(current["segment_id"]),
+            float(cfg["naming_min_abs_z"]),
+            int(cfg.get("profile_top_features", 5)),
+        ),
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    """Human-readable text for `seg explain`."""
+    lines = [
+        f"customer {result['customer_id']} (person {result['person_id']}) on {result['as_of_date']}: "
+        f'segment {result["segment_id"]} "{result["segment_name"]}" (model v{result["model_version"]})',
+        f"in this segment since {result['since'] or 'unknown (no history)'}"
+        + (
+            f"; before: segment {result['previous_segment']['segment_id']} "
+            f'"{result["previous_segment"]["segment_name"]}" until {result["previous_segment"]["until"]}'
+            if result["previous_segment"]
+            else ""
+        ),
+        "why (segment's strongest features, closest match first; z = standard deviations from all customers):",
+    ]
+    for r in result["why"]:
+        if r["customer_z"] is None:
+            lines.append(f"  {r['feature']:<24} no value            segment z {r['segment_z']:+.2f}")
+        else:
+            lines.append(
+                f"  {r['feature']:<24} value {r['value']:>10.2f}  customer z {r['customer_z']:+.2f}  "
+                f"segment z {r['segment_z']:+.2f}"
+            )
+    return "\n".join(lines)
