@@ -1,0 +1,118 @@
+"""Trigger definitions: config/triggers.yml (or SEG_TRIGGERS_CONFIG) -> validated dataclasses.
+
+A definition names its pattern, window, threshold, exclusion, membership expiry and priority; the evaluation SQL
+(seg.triggers.evaluate) interprets them. A bad file raises ValueError naming the trigger and the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seg.config import REPO_ROOT
+
+DEFAULT_FILE = REPO_ROOT / "config" / "triggers.yml"
+KINDS = ("cart_abandonment", "repeated_product_view", "browse_abandonment", "lapsing", "win_back")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(value: Any) -> dt.timedelta:
+    """'30m', '24h', '3d' -> timedelta."""
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"not a duration (e.g. 30m, 24h, 3d): {value!r}")
+    return dt.timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+
+
+@dataclass(frozen=True)
+class Trigger:
+    name: str
+    kind: str
+    segment_name: str
+    priority: int
+    expiry: dt.timedelta
+    window: dt.timedelta | None = None
+    threshold: int = 1
+    no_buy_window: dt.timedelta | None = None
+    min_inactive_days: int = 21
+    usual_gap_factor: float = 0.0
+    exclusion: str = "none"
+    pattern: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TriggerConfig:
+    triggers: dict[str, Trigger]
+    schedule: str
+    land_sources: list[str]
+    horizon: dt.timedelta
+    session_gap: dt.timedelta
+    warehouse_pool: str | None
+    lock_timeout_s: float
+    redis_prefix: str
+    stream_maxlen: int
+    keep_versions: int
+
+    def of_kind(self, kind: str) -> list[Trigger]:
+        return [t for t in self.triggers.values() if t.kind == kind]
+
+
+def _trigger(name: str, raw: dict) -> Trigger:
+    def need(key):
+        if key not in raw:
+            raise ValueError(f"trigger {name}: missing {key!r}")
+        return raw[key]
+
+    kind = need("kind")
+    if kind not in KINDS:
+        raise ValueError(f"trigger {name}: unknown kind {kind!r} (one of {', '.join(KINDS)})")
+    try:
+        trig = Trigger(
+            name=name, kind=kind, segment_name=str(need("segment_name")), priority=int(need("priority")),
+            expiry=parse_duration(need("expiry")),
+            window=parse_duration(raw["window"]) if raw.get("window") is not None else None,
+            threshold=int(raw.get("threshold", 1)),
+            no_buy_window=parse_duration(raw["no_buy_window"]) if raw.get("no_buy_window") is not None else None,
+            min_inactive_days=int(raw.get("min_inactive_days", 21)),
+            usual_gap_factor=float(raw.get("usual_gap_factor", 0.0)),
+            exclusion=str(raw.get("exclusion", "none")), pattern=dict(raw.get("pattern") or {}),
+        )
+    except ValueError as exc:
+        raise ValueError(f"trigger {name}: {exc}") from None
+    if kind in ("cart_abandonment", "repeated_product_view", "browse_abandonment") and trig.window is None:
+        raise ValueError(f"trigger {name}: kind {kind} needs a window")
+    if trig.threshold < 1 or trig.min_inactive_days < 1 or trig.usual_gap_factor < 0:
+        raise ValueError(f"trigger {name}: threshold and min_inactive_days must be >= 1, usual_gap_factor >= 0")
+    return trig
+
+
+def load(path: Path | str | None = None) -> TriggerConfig:
+    path = Path(path or os.environ.get("SEG_TRIGGERS_CONFIG") or DEFAULT_FILE)
+    raw = yaml.safe_load(path.read_text())
+    triggers = {name: _trigger(name, spec) for name, spec in (raw.get("triggers") or {}).items()}
+    if not triggers:
+        raise ValueError(f"{path}: no triggers defined")
+    if any(t.kind == "win_back" for t in triggers.values()) and not any(t.kind == "lapsing" for t in triggers.values()):
+        raise ValueError("win_back needs a lapsing trigger")
+    cfg = TriggerConfig(
+        triggers=triggers, schedule=str(raw.get("schedule", "*/15 * * * *")),
+        land_sources=list(raw.get("land_sources") or ["events", "orders", "order_items"]),
+        horizon=parse_duration(raw.get("horizon", "5d")), session_gap=parse_duration(raw.get("session_gap", "30m")),
+        warehouse_pool=raw.get("warehouse_pool") or None, lock_timeout_s=float(raw.get("lock_timeout_s", 600)),
+        redis_prefix=str((raw.get("redis") or {}).get("key_prefix", "seg:triggers")),
+        stream_maxlen=int((raw.get("redis") or {}).get("stream_maxlen", 100_000)),
+        keep_versions=int((raw.get("redis") or {}).get("keep_versions", 2)),
+    )
+    longest = max(((t.window or dt.timedelta()) * (2 if t.kind == "repeated_product_view" else 1)
+                   + (t.no_buy_window or t.window or dt.timedelta()) + t.expiry)
+                  for t in triggers.values() if t.kind not in ("lapsing", "win_back"))
+    if cfg.horizon < longest:
+        raise ValueError(f"horizon {cfg.horizon} is shorter than the longest window + expiry ({longest})")
+    return cfg

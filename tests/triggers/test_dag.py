@@ -1,0 +1,38 @@
+"""The micro-batch DAG parses, is chained land -> evaluate -> publish, and keeps DuckDB to one writer."""
+
+import os
+
+import pytest
+
+from seg import config
+from seg.triggers import definitions
+
+
+@pytest.fixture(scope="module")
+def dag(tmp_path_factory):
+    from seg.orchestrate import DAGS_FOLDER, airflow_env
+
+    settings = config.load(tmp_path_factory.mktemp("data"))
+    os.environ.update(airflow_env(settings))  # before Airflow is imported: it reads its config once
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    assert bag.import_errors == {}
+    return bag.dags["segmentation_triggers"]
+
+
+def test_tasks_are_chained_land_evaluate_publish(dag):
+    edges = {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids}
+    assert edges == {("land_recent", "evaluate_triggers"), ("evaluate_triggers", "publish_redis")}
+
+
+def test_dag_policy_one_writer_and_the_configured_schedule(dag):
+    cfg = definitions.load()
+    assert dag.max_active_runs == 1 and not dag.catchup
+    assert {"segmentation", "triggers"} <= set(dag.tags)
+    assert "evaluation time" in dag.doc_md
+    assert dag.get_task("evaluate_triggers").pool == cfg.warehouse_pool
+    assert dag.get_task("publish_redis").pool == cfg.warehouse_pool
+    assert f"expression='{cfg.schedule}'" in repr(dag.timetable)
+    for task in dag.tasks:
+        assert task.owner == "data-platform" and task.retries == 0
