@@ -76,3 +76,36 @@ def test_watch_level_feature_only_warns():
 
 def test_bin_labels_cover_every_bin_and_null():
     assert bin_labels([1.0, 2.0]) == ["<= 1", "(1, 2]", "> 2", "NULL"]
+
+
+def test_a_psi_below_the_sampling_noise_floor_is_stable():
+    assert status(0.3, 0.1, 0.25, critical=0.4) == STABLE
+    assert status(0.3, 0.1, 0.25, critical=0.2) == DRIFT
+    decision, reasons = decide({"a": 0.5, "b": 0.0}, 0.0, CFG, critical={"a": 0.6, "b": 0.6})
+    assert decision == NONE
+    assert any("sampling noise" in r and "a (0.500 < 0.600)" in r for r in reasons)
+
+
+def test_segment_mix_within_noise_does_not_retrain():
+    assert decide({"a": 0.0}, 0.3, CFG, mix_critical=0.35)[0] == NONE
+
+
+def test_a_confidence_drop_retrains_and_a_smaller_one_warns():
+    cfg = CFG | {"distance_ratio_watch": 1.15, "distance_ratio_act": 1.5}
+    decision, reasons = decide({"a": 0.0}, 0.0, cfg, distance_ratio=1.6)
+    assert decision == RETRAIN and any("confidence dropped" in r for r in reasons)
+    assert decide({"a": 0.0}, 0.0, cfg, distance_ratio=1.2)[0] == WARN
+    assert decide({"a": 0.0}, 0.0, cfg, distance_ratio=1.05)[0] == NONE
+
+
+def test_many_segment_switches_warn():
+    decision, reasons = decide({"a": 0.0}, 0.0, CFG | {"switch_share_watch": 0.2}, switch_share=0.3)
+    assert decision == WARN and any("switched segment" in r for r in reasons)
+
+
+def test_lifetime_features_are_compared_over_the_reference_window():
+    from ml.drift import _rescale_factor
+
+    assert _rescale_factor(40, 50) == pytest.approx(0.8)
+    assert _rescale_factor(None, 50) == 1.0
+    assert _rescale_factor(40, None) == 1.0
