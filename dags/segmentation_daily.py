@@ -36,13 +36,20 @@ SEGMENTS_ASSET = Asset("seg://marts/customer_segments")
 MARTS_ASSET = Asset("seg://marts/customer_features")
 
 
-def _settings_and_date(ds: str):
+def _load_settings():
     # imported here: keeps DAG parsing cheap (no duckdb/pandas at import time)
-    import datetime as dt
-
     from seg import config
 
-    return config.load(), dt.date.fromisoformat(ds)
+    return config.load()
+
+
+_POOL = _load_settings()["airflow"]["warehouse_pool"]  # a small YAML read; nothing heavy at parse time
+
+
+def _settings_and_date(ds: str):
+    import datetime as dt
+
+    return _load_settings(), dt.date.fromisoformat(ds)
 
 
 def _stage(name: str, *args, ds: str):
@@ -68,7 +75,8 @@ def _stage(name: str, *args, ds: str):
     max_active_runs=1,
     tags=["segmentation", "daily"],
     doc_md=__doc__,
-    default_args={"owner": "data-platform", "retries": 0},
+    # every task takes the one-slot warehouse pool: the trigger micro-batches write the same DuckDB file
+    default_args={"owner": "data-platform", "retries": 0, "pool": _POOL},
 )
 def segmentation_daily():
     @task

@@ -98,6 +98,21 @@ def champion_version(settings: Settings, alias: str = CHAMPION) -> ModelVersion 
     return mlc.get_model_version(name, str(version))
 
 
+def version_trained_on(settings: Settings, as_of_date) -> ModelVersion | None:
+    """The newest registered version trained for `as_of_date` (its `as_of_date` tag), or None.
+
+    Lets a rerun of a date reuse that day's training instead of registering another version.
+    """
+    name = settings["ml"]["registered_model_name"]
+    try:
+        found = client(settings).search_model_versions(f"name = '{name}' and tag.as_of_date = '{as_of_date.isoformat()}'")
+    except MlflowException as exc:
+        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
+    return max(found, key=lambda v: int(v.version)) if found else None
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A registered model version, downloaded once: the fitted pipeline plus its JSON side files."""

@@ -47,8 +47,18 @@ class StageResult:
     seconds: float | None
 
 
-def run_dag(settings: Settings, as_of_date: dt.date, log_level: str | None = None) -> tuple[str, list[StageResult]]:
-    """Run segmentation_daily for `as_of_date` with dag.test(); returns the run state and per-task results."""
+def ensure_pool(name: str) -> None:
+    """The one-slot pool every warehouse-writing task of every DAG takes: DuckDB allows one writer per file."""
+    from airflow.models.pool import Pool
+
+    if Pool.get_pool(name) is None:
+        Pool.create_or_update_pool(name, slots=1, description="one DuckDB writer", include_deferred=False)
+
+
+def run_dag(settings: Settings, logical: dt.date | dt.datetime, dag_id: str | None = None,
+            log_level: str | None = None) -> tuple[str, list[StageResult]]:
+    """Run a DAG (default: segmentation_daily) for one logical date/time with dag.test(); returns the run state
+    and per-task results."""
     settings.paths.airflow_home.mkdir(parents=True, exist_ok=True)
     os.environ.update(airflow_env(settings, log_level))
 
@@ -57,30 +67,35 @@ def run_dag(settings: Settings, as_of_date: dt.date, log_level: str | None = Non
     from airflow.utils import db
 
     db.initdb()
+    ensure_pool(settings["airflow"]["warehouse_pool"])
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
-    dag = bag.dags[settings["airflow"]["dag_id"]]
-    logical = pendulum.datetime(as_of_date.year, as_of_date.month, as_of_date.day, tz="UTC")
-    dag_run = dag.test(logical_date=logical)
+    dag = bag.dags[dag_id or settings["airflow"]["dag_id"]]
+    if isinstance(logical, dt.datetime):
+        logical_date = pendulum.instance(logical if logical.tzinfo else logical.replace(tzinfo=dt.UTC))
+    else:
+        logical_date = pendulum.datetime(logical.year, logical.month, logical.day, tz="UTC")
+    dag_run = dag.test(logical_date=logical_date)
     stages = []
-    for ti in sorted(dag_run.get_task_instances(), key=lambda t: (t.start_date or logical, t.task_id)):
+    for ti in sorted(dag_run.get_task_instances(), key=lambda t: (t.start_date or logical_date, t.task_id)):
         seconds = (ti.end_date - ti.start_date).total_seconds() if ti.start_date and ti.end_date else None
         stages.append(StageResult(ti.task_id, str(ti.state.value if hasattr(ti.state, "value") else ti.state), seconds))
     state = str(dag_run.state.value if hasattr(dag_run.state, "value") else dag_run.state)
     return state, stages
 
 
-def print_stages(state: str, stages: list[StageResult], as_of_date: dt.date, wall: float, out=sys.stdout) -> None:
-    print(f"\nsegmentation_daily {as_of_date}: {state.upper()} in {wall:.1f} s", file=out)
+def print_stages(dag_id: str, state: str, stages: list[StageResult], logical, wall: float, out=sys.stdout) -> None:
+    print(f"\n{dag_id} {logical}: {state.upper()} in {wall:.1f} s", file=out)
     print(f"  {'stage':<24}{'state':<18}{'seconds':>8}", file=out)
     for s in stages:
         secs = f"{s.seconds:8.1f}" if s.seconds is not None else "       -"
         print(f"  {s.task_id:<24}{s.state:<18}{secs}", file=out)
 
 
-def run(settings: Settings, as_of_date: dt.date, log_level: str | None = None) -> int:
+def run(settings: Settings, logical: dt.date | dt.datetime, dag_id: str | None = None, log_level: str | None = None) -> int:
     start = time.monotonic()
-    state, stages = run_dag(settings, as_of_date, log_level)
-    print_stages(state, stages, as_of_date, time.monotonic() - start)
+    dag_id = dag_id or settings["airflow"]["dag_id"]
+    state, stages = run_dag(settings, logical, dag_id, log_level)
+    print_stages(dag_id, state, stages, logical.isoformat(), time.monotonic() - start)
     return 0 if state == "success" else 1

@@ -53,8 +53,14 @@ def publish_marts(settings: Settings, as_of_date: dt.date) -> dict:
 
 
 def should_train(settings: Settings, drift_decision: str | None, as_of_date: dt.date) -> tuple[bool, str]:
-    """Train on schedule, without a champion, or early when today's drift report decided `retrain`."""
+    """Train on schedule, without a champion, or early when today's drift report decided `retrain`; but never
+    twice for one as-of date (a rerun reuses that day's model, so it changes nothing)."""
+    from ml.tracking import version_trained_on
     from ml.train import should_train as decide
+
+    earlier = version_trained_on(settings, as_of_date)
+    if earlier is not None:
+        return False, f"version {earlier.version} was already trained for {as_of_date}; reusing the champion"
 
     train_now, reason = decide(settings, as_of_date, force=drift_decision == "retrain")
     if drift_decision == "retrain":

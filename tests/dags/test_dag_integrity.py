@@ -59,4 +59,5 @@ def test_dag_policy(dag):
     for task in dag.tasks:
         assert task.owner == "data-platform"
         assert task.retries == 0
+        assert task.pool == "warehouse_writer", "one DuckDB writer across DAGs"
     assert dag.get_task("assign").trigger_rule == "none_failed_min_one_success"
