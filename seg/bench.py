@@ -7,6 +7,11 @@ Per scale, in a fresh data directory under bench_results/:
    resets the process's peak RSS counter when it starts),
 3. a plain baseline with no orchestration: one DuckDB feature query over the landed lake plus one
    MiniBatchKMeans fit on its result. The ratio DAG data work / baseline is printed.
+4. the figures the stages expose: each gate's overhead on the stage it guards, identity precision/recall against
+   the generator's truth, the daily drift step, and (up to --dbt-compare-max customers) dbt vs the same
+   transformations as one hand-written SQL script.
+Then, once, at the largest scale: a one-hour trigger micro-batch through Airflow and a 1 M-membership Redis publish
+(SEG_REDIS_URL, default redis://127.0.0.1:6379/15).
 Targets (printed beside the figures, never asserted): data work <= 2x baseline, whole 1 M run <= 120 s and
 <= 3 GB RSS. Results go to a JSON file and a printed table.
 """
@@ -61,7 +66,7 @@ def _run(cmd: list[str], env: dict, log: Path) -> tuple[float, float, int, str]:
     return time.monotonic() - start, usage.ru_maxrss / 1024, proc.returncode, out
 
 
-def bench_scale(customers: int, days: int, out_dir: Path) -> dict:
+def bench_scale(customers: int, days: int, out_dir: Path, dbt_compare: bool = False) -> dict:
     data = out_dir / f"data_{customers}"
     shutil.rmtree(data, ignore_errors=True)
     env = {**os.environ, "SEG_DATA_DIR": str(data)}
@@ -95,7 +100,47 @@ def bench_scale(customers: int, days: int, out_dir: Path) -> dict:
     result["baseline"] = base
     if base.get("seconds"):
         result["data_work_vs_baseline"] = round(result["data_work_s"] / base["seconds"], 2)
+    result.update(_extras(data, customers, dbt_compare))
     return result
+
+
+def _guarded(fn, *args, **kwargs) -> dict:
+    """A figure that could not be measured is reported with its error, not allowed to sink the whole bench."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - reported in the JSON and the table
+        return {"error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+def _extras(data: Path, customers: int, dbt_compare: bool) -> dict:
+    """Figures the sibling stages expose: gate overhead, identity quality, drift step, dbt vs hand-written SQL."""
+    from expectations.bench import gate_overhead
+    from ml.drift import bench as drift_bench
+    from seg import config
+    from seg.identity_quality import score
+
+    settings = config.load(data)
+    out = {
+        "gates": _guarded(gate_overhead, settings, END),
+        "identity": _guarded(score, settings),
+        "drift_step": _guarded(drift_bench, settings, END),
+    }
+    if dbt_compare:  # rebuilds the warehouse with --full-refresh: run last
+        from seg.dbt_baseline import compare
+
+        out["dbt_vs_hand"] = _guarded(compare, settings, END)
+    return out
+
+
+def bench_triggers(customers: int, out_dir: Path) -> dict:
+    """One micro-batch hour through Airflow and a 1 M-membership Redis publish, in a data directory of its own."""
+    from seg.triggers import bench
+
+    redis_url = os.environ.get("SEG_REDIS_URL") or "redis://127.0.0.1:6379/15"
+    data = out_dir / f"data_triggers_{customers}"
+    shutil.rmtree(data, ignore_errors=True)
+    return _guarded(bench, customers=customers, days=14, end=END, data_dir=data, redis_url=redis_url,
+                    memberships=1_000_000, through_airflow=True)
 
 
 def _landed_rows(data: Path) -> dict[str, int]:
@@ -123,16 +168,46 @@ def print_table(results: list[dict]) -> None:
         peak = max([r["dag"]["peak_rss_mb"], r["generate"]["peak_rss_mb"]]) / 1024
         print(f"whole run {r['dag']['seconds']} s (target at 1 M <= {TARGETS['whole_run_s_at_1m']} s), "
               f"peak RSS {peak:.2f} GB (target <= {TARGETS['peak_rss_gb']} GB)")
+        _print_extras(r)
+
+
+def _print_extras(r: dict) -> None:
+    gates = r.get("gates", {})
+    if "error" in gates or not gates:
+        print(f"gates: {gates.get('error', 'no figures')}")
+    else:
+        for gate, g in gates.get("gates", {}).items():
+            print(f"  {gate:<26}{g['seconds']:>9.1f} s guarding {g['guarded_seconds']:>8.1f} s  overhead {g['overhead_pct']} %")
+        print(f"gates overall: {gates.get('total', {}).get('overhead_pct')} % of the stages they guard (target <= 25 %)")
+    ident = r.get("identity", {})
+    print("identity: " + (ident["error"] if "error" in ident else
+                          f"pairwise precision {ident.get('precision')} recall {ident.get('recall')} (targets 0.99 / 0.98)"))
+    drift = r.get("drift_step", {})
+    print("drift step: " + (drift["error"] if "error" in drift else
+                            f"{drift.get('run_seconds')} s whole run, {drift.get('compute_seconds')} s statistics (target <= 10 s at 1 M)"))
+    cmp_ = r.get("dbt_vs_hand")
+    if cmp_:
+        print("dbt vs hand SQL: " + (cmp_["error"] if "error" in cmp_ else
+                                     f"dbt {cmp_['dbt_s']:.1f} s, hand {cmp_['hand_s']:.1f} s, ratio {cmp_['ratio']:.2f} (target <= 2); "
+                                     f"peak RSS dbt {cmp_.get('dbt_peak_rss_mb')} MB"))
 
 
 def main(args) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     results = []
-    for scale in [int(s) for s in str(args.scales).split(",") if s]:
+    scales = [int(s) for s in str(args.scales).split(",") if s]
+    payload: dict = {"end": END.isoformat(), "targets": TARGETS, "results": results}
+    for scale in scales:
         print(f"benchmarking {scale:,} customers ...", flush=True)
-        results.append(bench_scale(scale, args.days, out.parent))
-        out.write_text(json.dumps({"end": END.isoformat(), "targets": TARGETS, "results": results}, indent=2))
+        results.append(bench_scale(scale, args.days, out.parent, dbt_compare=scale <= args.dbt_compare_max))
+        out.write_text(json.dumps(payload, indent=2, default=str))
+    if args.triggers:
+        print(f"benchmarking trigger micro-batch and Redis at {max(scales):,} customers ...", flush=True)
+        payload["triggers"] = bench_triggers(max(scales), out.parent)
+        out.write_text(json.dumps(payload, indent=2, default=str))
     print_table(results)
+    if "triggers" in payload:
+        print(f"\ntriggers: {json.dumps(payload['triggers'], default=str)[:1500]}")
     print(f"\nwritten: {out}")
     return 0 if all(r["dag"]["success"] for r in results) else 1

@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scales", default="100000,1000000", help="comma-separated customer counts")
     p.add_argument("--days", type=int, default=60)
     p.add_argument("--out", default="bench_results/bench.json")
+    p.add_argument("--dbt-compare-max", type=int, default=100_000,
+                   help="time dbt against hand-written SQL at scales up to this many customers (it rebuilds the warehouse)")
+    p.add_argument("--no-triggers", dest="triggers", action="store_false", help="skip the trigger micro-batch and Redis figures")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("explain", help="why a customer is in their segment: since when, closest features")

@@ -203,6 +203,21 @@ def test_should_train_on_training_weekdays_or_when_forced(world):
     assert train.should_train(settings, tuesday, force=True) == (True, "forced")
 
 
+def test_the_dag_trains_early_on_a_drift_retrain_but_only_once_per_date(world):
+    """seg.pipeline.should_train is what the DAG's choose_model branch calls with the drift decision."""
+    from seg import pipeline
+
+    settings, _, _, _ = world
+    wednesday = AS_OF + timedelta(days=2)
+    assert pipeline.should_train(settings, "none", wednesday)[0] is False
+    assert pipeline.should_train(settings, "warn", wednesday)[0] is False
+    go, reason = pipeline.should_train(settings, "retrain", wednesday)
+    assert go is True and "drift" in reason
+    # AS_OF already has a trained version: a rerun of that date (even with a retrain decision) reuses it
+    go, reason = pipeline.should_train(settings, "retrain", AS_OF)
+    assert go is False and "already trained" in reason
+
+
 def test_a_worse_model_becomes_challenger_and_champion_stays(world):
     settings, _, _, result = world
     settings["ml"]["promotion_silhouette_tolerance"] = -1.0  # demand an impossible improvement
