@@ -30,6 +30,8 @@ def airflow_env(settings: Settings, log_level: str | None = None) -> dict[str, s
         "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "False",
         "AIRFLOW__API__PORT": str(settings["airflow"].get("api_port", 8080)),
         "SEG_DATA_DIR": str(settings.paths.root),
+        # MLflow's download progress bars would fill the task logs
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     }
     if log_level:
         env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = log_level

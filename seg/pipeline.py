@@ -134,7 +134,7 @@ def run_stage(name: str, settings: Settings, *args, as_of_date: dt.date):
         status = "success"
         return result
     finally:
-        record = {"stage": name + (f"_{args[0]}" if args else ""), "as_of_date": as_of_date.isoformat(), "status": status,
+        record = {"stage": name + (f"_{args[0]}" if name in ("land", "gate") else ""), "as_of_date": as_of_date.isoformat(), "status": status,
                   "seconds": round(time.monotonic() - start, 3), "peak_rss_mb": _peak_rss_mb()}
         out = settings.paths.reports / "stage_metrics" / f"{as_of_date.isoformat()}.jsonl"
         out.parent.mkdir(parents=True, exist_ok=True)
