@@ -62,6 +62,7 @@ def _run(cmd: list[str], env: dict, log: Path) -> tuple[float, float, int, str]:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
         out = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)
+        err.write("\n--- stdout ---\n" + out)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return time.monotonic() - start, usage.ru_maxrss / 1024, proc.returncode, out
 
@@ -95,7 +96,7 @@ def bench_scale(customers: int, days: int, out_dir: Path, dbt_compare: bool = Fa
 
     secs, rss, code, out = _run([sys.executable, "-c", BASELINE, str(data / "lake" / "raw"), END.isoformat()], env,
                                 out_dir / f"baseline_{customers}.log")
-    base = json.loads(out) if code == 0 else {"seconds": None}
+    base = json.loads(out.strip().splitlines()[-1]) if code == 0 else {"seconds": None}  # the last line is the JSON
     base["peak_rss_mb"] = round(rss)
     result["baseline"] = base
     if base.get("seconds"):

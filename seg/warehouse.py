@@ -17,13 +17,15 @@ from seg.config import Settings
 DISABLED_OPTIMIZERS = "window_self_join"
 
 
-def configure(con: duckdb.DuckDBPyConnection, settings: Settings) -> duckdb.DuckDBPyConnection:
+def configure(con: duckdb.DuckDBPyConnection, settings: Settings, in_memory: bool = False) -> duckdb.DuckDBPyConnection:
     wh = settings["warehouse"]
     con.execute(f"SET memory_limit = '{wh['memory_limit']}'")
     con.execute(f"SET threads = {int(wh['threads'])}")
-    spill = settings.paths.root / "tmp" / "duckdb"
-    spill.mkdir(parents=True, exist_ok=True)
-    con.execute(f"SET temp_directory = '{spill}'")
+    if in_memory:
+        # file databases spill next to themselves (<file>.tmp); an in-memory one would spill into the cwd
+        spill = settings.paths.root / "tmp" / "duckdb"
+        spill.mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = '{spill}'")
     # DuckDB 2.0.1 returns wrong counts for `count(*) over (partition by ...)` on hive-partitioned Parquet filtered
     # on the partition column when this optimizer rewrites the window as a self join (repro in
     # tests/test_warehouse.py); row_number() is unaffected. Off everywhere we query the lake.
@@ -41,7 +43,7 @@ def connect(settings: Settings, read_only: bool = False, database: Path | str | 
             raise FileNotFoundError(f"warehouse {target} does not exist yet: run the pipeline first")
     con = duckdb.connect(str(target), read_only=read_only)
     try:
-        yield configure(con, settings)
+        yield configure(con, settings, in_memory=target == ":memory:")
     finally:
         con.close()
 
