@@ -37,6 +37,7 @@ raw = sys.argv[1]
 t0 = time.monotonic()
 con = duckdb.connect()
 con.execute("SET threads = 2")
+con.execute("SET enable_progress_bar = false")
 feats = con.execute(f'''
     with o as (
         select customer_id, count(distinct order_id) as frequency, sum(amount) as monetary,
@@ -96,7 +97,7 @@ def bench_scale(customers: int, days: int, out_dir: Path, dbt_compare: bool = Fa
 
     secs, rss, code, out = _run([sys.executable, "-c", BASELINE, str(data / "lake" / "raw"), END.isoformat()], env,
                                 out_dir / f"baseline_{customers}.log")
-    base = json.loads(out.strip().splitlines()[-1]) if code == 0 else {"seconds": None}  # the last line is the JSON
+    base = json.loads(out[out.rindex("{"):]) if code == 0 else {"seconds": None}  # the JSON is printed last
     base["peak_rss_mb"] = round(rss)
     result["baseline"] = base
     if base.get("seconds"):
