@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from seg import config
@@ -12,3 +14,20 @@ def settings(tmp_path, monkeypatch):
     root = tmp_path / "data"
     monkeypatch.setenv("SEG_DATA_DIR", str(root))
     return config.load(root)
+
+
+@pytest.fixture(scope="session")
+def dagbag(tmp_path_factory):
+    """Every DAG file parsed by Airflow itself, once per test session.
+
+    Airflow reads its configuration when first imported, so the environment for a throwaway data directory is set
+    before that import (and stays: later in-process Airflow users share this one configuration).
+    """
+    from seg.orchestrate import DAGS_FOLDER, airflow_env
+
+    os.environ.update(airflow_env(config.load(tmp_path_factory.mktemp("airflow_data"))))
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    assert bag.import_errors == {}
+    return bag

@@ -1,24 +1,13 @@
 """The DAG parses, has the approved shape, and its gate ordering is pinned as an explicit edge list."""
 
-import os
-
 import pytest
 
-from seg import config
 from seg.contract import SOURCES
 
 
 @pytest.fixture(scope="module")
-def dag(tmp_path_factory):
-    from seg.orchestrate import DAGS_FOLDER, airflow_env
-
-    settings = config.load(tmp_path_factory.mktemp("data"))
-    os.environ.update(airflow_env(settings))  # before Airflow is imported: it reads its config once
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(DAGS_FOLDER))
-    assert bag.import_errors == {}
-    return bag.dags["segmentation_daily"]
+def dag(dagbag):
+    return dagbag.dags["segmentation_daily"]
 
 
 def edges(dag) -> set[tuple[str, str]]:

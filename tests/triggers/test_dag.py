@@ -1,24 +1,13 @@
 """The micro-batch DAG parses, is chained land -> evaluate -> publish, and keeps DuckDB to one writer."""
 
-import os
-
 import pytest
 
-from seg import config
 from seg.triggers import definitions
 
 
 @pytest.fixture(scope="module")
-def dag(tmp_path_factory):
-    from seg.orchestrate import DAGS_FOLDER, airflow_env
-
-    settings = config.load(tmp_path_factory.mktemp("data"))
-    os.environ.update(airflow_env(settings))  # before Airflow is imported: it reads its config once
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(DAGS_FOLDER))
-    assert bag.import_errors == {}
-    return bag.dags["segmentation_triggers"]
+def dag(dagbag):
+    return dagbag.dags["segmentation_triggers"]
 
 
 def test_tasks_are_chained_land_evaluate_publish(dag):
