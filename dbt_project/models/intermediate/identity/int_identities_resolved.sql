@@ -113,18 +113,46 @@ identifiers as (
 
 ),
 
-nodes as (
+-- Only identifiers with at least one accepted edge take part in label propagation (an anonymous device that never
+-- logged in is its own component), and they do so under compact integer keys that keep the text order (so the
+-- smallest label is the same node as before): over every identifier as text, the propagation ran DuckDB out of
+-- memory at 1 M customers.
+linked as (
 
-    select identifier_key as node from identifiers
+    select distinct
+        'customer_id:' || customer_id as key_a,
+        identifier_type || ':' || identifier_value as key_b
+    from accepted_edges
+
+),
+
+node_ids as (
+
+    select
+        node_key,
+        dense_rank() over (order by node_key) as node
+    from (
+        select key_a as node_key from linked
+        union
+        select key_b as node_key from linked
+    ) as linked_nodes
 
 ),
 
 links as (
 
     select distinct
-        'customer_id:' || customer_id as node_a,
-        identifier_type || ':' || identifier_value as node_b
-    from accepted_edges
+        node_a_ids.node as node_a,
+        node_b_ids.node as node_b
+    from linked
+    inner join node_ids as node_a_ids on linked.key_a = node_a_ids.node_key
+    inner join node_ids as node_b_ids on linked.key_b = node_b_ids.node_key
+
+),
+
+nodes as (
+
+    select node from node_ids
 
 ),
 
@@ -136,11 +164,14 @@ components as (
         identifiers.identifier_key,
         identifiers.identifier_type,
         identifiers.identifier_value,
-        identity_components.component_key,
-        identity_components.is_converged
+        -- identifier keys contain ':', so they never equal a propagated (numeric) label
+        coalesce(cast(identity_components.component_key as varchar), identifiers.identifier_key) as component_key,
+        coalesce(identity_components.is_converged, true) as is_converged
     from identifiers
-    inner join identity_components
-        on identifiers.identifier_key = identity_components.node
+    left join node_ids
+        on identifiers.identifier_key = node_ids.node_key
+    left join identity_components
+        on node_ids.node = identity_components.node
 
 ),
 
