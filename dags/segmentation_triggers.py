@@ -11,8 +11,9 @@ The run's **evaluation time** is its `data_interval_end`: only data up to that m
 | `publish_redis` | current memberships to Redis under a new version, switched atomically; changes to a stream (skipped without SEG_REDIS_URL) | Redis `seg:triggers:*` |
 
 Definitions: config/triggers.yml. Tasks are thin calls into `seg.triggers`; re-running an interval changes nothing.
-DuckDB has one writer: one active run, and the warehouse tasks take a slot of the `warehouse_writer` pool (give
-the daily DAG's writing tasks the same pool); a task that still meets a lock waits for it (`lock_timeout_s`).
+DuckDB has one writer: one active run, and the warehouse tasks take a slot of the one-slot pool the daily DAG's
+writing tasks take too (`airflow.warehouse_pool` in config/settings.yml); a task that still meets a lock waits for
+it (`lock_timeout_s`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,18 @@ from airflow.sdk import Asset, dag, task
 from seg.triggers.definitions import load as load_definitions
 
 TRIGGERS_ASSET = Asset("seg://marts/trigger_memberships")
-_CFG = load_definitions()  # a small YAML file: the schedule and the pool name
-_POOL = {"pool": _CFG.warehouse_pool} if _CFG.warehouse_pool else {}
+_CFG = load_definitions()  # a small YAML file: the schedule
+
+
+def _load_settings():
+    # imported here: keeps DAG parsing cheap (no duckdb/pandas at import time)
+    from seg import config
+
+    return config.load()
+
+
+# the one-slot pool of every warehouse-writing task in every DAG (settings airflow.warehouse_pool, as the daily DAG)
+_POOL = _load_settings()["airflow"]["warehouse_pool"]  # a small YAML read; nothing heavy at parse time
 
 
 def _evaluation_time(data_interval_end):
@@ -53,14 +64,14 @@ def segmentation_triggers():
 
         return microbatch.land(config.load(), _evaluation_time(data_interval_end))
 
-    @task(**_POOL)
+    @task(pool=_POOL)
     def evaluate_triggers(data_interval_end=None) -> dict:
         from seg import config
         from seg.triggers import microbatch
 
         return microbatch.run_tables(config.load(), _evaluation_time(data_interval_end))
 
-    @task(outlets=[TRIGGERS_ASSET], **_POOL)
+    @task(outlets=[TRIGGERS_ASSET], pool=_POOL)
     def publish_redis(data_interval_end=None) -> dict:
         from seg import config
         from seg.triggers.publish import publish_redis as publish

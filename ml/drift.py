@@ -39,7 +39,8 @@ cells cannot raise an alarm. Decision:
 - `warn` when any feature, flow or the segment mix is at watch or worse (a drifted amount distribution only
   warns: amounts x100 are a source problem that a retrain must not learn), the distance ratio >=
   `distance_ratio_watch`, or the switch share >= `switch_share_watch`;
-- `none` otherwise; also when there is no champion yet ("no model yet") or fewer than `min_rows` rows today.
+- `none` otherwise; also when there is no champion yet ("no model yet") or fewer than `min_rows` rows today;
+- a `retrain` within `retrain_cooldown_days` of the champion's training date becomes `warn`, with the reason.
 
 Outputs, all replaced on a rerun of the same date: `<reports>/drift/<date>/drift_report.json` and
 `drift_report.html` (decision, tables, plots of every feature's reference vs today distribution and of the PSI and
@@ -103,6 +104,17 @@ METRIC_COLUMNS = {
     "value": "double",
     "reference": "double",
     "decision": "varchar",
+}
+# One row per day: the decision and its reasons (newline-separated), so "why did we retrain?" is one query.
+DECISIONS_TABLE = "monitoring.drift_decisions"
+DECISION_COLUMNS = {
+    "as_of_date": "date",
+    "model_version": "varchar",
+    "decision": "varchar",
+    "reasons": "varchar",
+    "share_drifted": "double",
+    "rows": "bigint",
+    "reference_as_of_date": "date",
 }
 SEGMENT_METRICS_TABLE = "monitoring.drift_segment_metrics"
 SEGMENT_METRIC_COLUMNS = {
@@ -372,11 +384,14 @@ def decide(
     distance_ratio: float | None = None,
     switch_share: float | None = None,
     flows: Sequence[Mapping[str, Any]] = (),
+    days_since_training: int | None = None,
 ) -> tuple[str, list[str]]:
     """The decision rule of the module docstring: (decision, reasons).
 
     `critical` holds each feature's sampling-noise PSI (and `mix_critical` the segment mix's); a PSI below it counts
-    as stable whatever the thresholds say.
+    as stable whatever the thresholds say. A retrain within `retrain_cooldown_days` of the champion's training is
+    held back to a warning: after a lasting change, the champion's reference (and its order-flow window) still
+    holds the old behaviour for a while, and the signal would otherwise ask for a new model every day.
     """
     watch, act, share_limit = float(cfg["psi_watch"]), float(cfg["psi_act"]), float(cfg["dataset_drift_share"])
     critical = critical or {}
@@ -442,6 +457,13 @@ def decide(
     if switch_share is not None and switch_share >= float(cfg.get("switch_share_watch", 0.2)):
         warn = True
         reasons.append(f"{switch_share:.1%} of the sample switched segment since the last published run")
+    cooldown = int(cfg.get("retrain_cooldown_days", 0) or 0)
+    if retrain and days_since_training is not None and days_since_training < cooldown:
+        reasons.append(
+            f"retrain held back: the champion was trained {days_since_training} day(s) ago "
+            f"(< drift.retrain_cooldown_days {cooldown})"
+        )
+        return WARN, reasons
     if retrain:
         return RETRAIN, reasons
     if warn:
@@ -598,6 +620,10 @@ def _history(con: duckdb.DuckDBPyConnection, as_of_date: date, days: int = HISTO
     return out
 
 
+def _days_since(trained_on: str | None, as_of_date: date) -> int | None:
+    return None if not trained_on else (as_of_date - date.fromisoformat(str(trained_on)[:10])).days
+
+
 def compute(settings: Settings, as_of_date: date, model: tracking.LoadedModel | None) -> dict[str, Any]:
     """The drift report (a JSON-serialisable dict) for `as_of_date` against `model` (None: no model yet)."""
     cfg = settings["drift"]
@@ -605,7 +631,7 @@ def compute(settings: Settings, as_of_date: date, model: tracking.LoadedModel | 
         k: cfg.get(k)
         for k in (
             "psi_watch", "psi_act", "dataset_drift_share", "psi_bins", "psi_alpha", "min_rows",
-            "distance_ratio_watch", "distance_ratio_act", "switch_share_watch", "flow_alpha", "flow_psi_min", "flow_retrain_signals",
+            "distance_ratio_watch", "distance_ratio_act", "switch_share_watch", "flow_alpha", "flow_psi_min", "flow_retrain_signals", "retrain_cooldown_days",
         )
     }
     report: dict[str, Any] = {
@@ -666,6 +692,7 @@ def compute(settings: Settings, as_of_date: date, model: tracking.LoadedModel | 
             distance_ratio=mix.get("distance_ratio") if mix else None,
             switch_share=mix.get("switch_share") if mix else None,
             flows=flows,
+            days_since_training=_days_since(ref.get("as_of_date"), as_of_date),
         )
     drifted = [r["feature"] for r in feature_rows if r["status"] == DRIFT]
     report.update(
@@ -944,6 +971,20 @@ def metric_rows(report: Mapping[str, Any], as_of_date: date) -> tuple[list[dict]
     )
 
 
+def decision_row(report: Mapping[str, Any], as_of_date: date) -> dict:
+    """The report's row of monitoring.drift_decisions (DECISION_COLUMNS)."""
+    ref_date = report.get("reference_as_of_date")
+    return {
+        "as_of_date": as_of_date,
+        "model_version": report.get("model_version"),
+        "decision": report["decision"],
+        "reasons": "\n".join(report.get("reasons") or []),
+        "share_drifted": report.get("share_drifted"),
+        "rows": report.get("rows"),
+        "reference_as_of_date": date.fromisoformat(str(ref_date)[:10]) if ref_date else None,
+    }
+
+
 def _replace_date(con: duckdb.DuckDBPyConnection, table: str, columns: Mapping[str, str], rows: list[dict], day: date) -> None:
     con.execute(f"create table if not exists {table} (" + ", ".join(f"{c} {t}" for c, t in columns.items()) + ")")
     for c, t in columns.items():  # a table written by an earlier version of this module may lack columns
@@ -958,7 +999,7 @@ def _replace_date(con: duckdb.DuckDBPyConnection, table: str, columns: Mapping[s
 
 
 def _write_metrics(settings: Settings, report: Mapping[str, Any], as_of_date: date) -> int:
-    """Replace the date's rows of both monitoring tables in one transaction (a rerun leaves one set of rows)."""
+    """Replace the date's rows of the monitoring tables in one transaction (a rerun leaves one set of rows)."""
     rows, seg_rows = metric_rows(report, as_of_date)
     with connect(settings) as con:
         con.execute("create schema if not exists monitoring")
@@ -966,6 +1007,7 @@ def _write_metrics(settings: Settings, report: Mapping[str, Any], as_of_date: da
         try:
             _replace_date(con, METRICS_TABLE, METRIC_COLUMNS, rows, as_of_date)
             _replace_date(con, SEGMENT_METRICS_TABLE, SEGMENT_METRIC_COLUMNS, seg_rows, as_of_date)
+            _replace_date(con, DECISIONS_TABLE, DECISION_COLUMNS, [decision_row(report, as_of_date)], as_of_date)
             con.execute("commit")
         except Exception:
             con.execute("rollback")

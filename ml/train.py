@@ -26,6 +26,10 @@
 6. Promotion: the new version takes the `champion` alias when there is no champion, or its silhouette is not worse
    than the champion's by more than `ml.promotion_silhouette_tolerance` AND its stability reaches
    `ml.selection.min_stability`; otherwise it takes `challenger` and the reason is tagged on the run and version.
+   Both silhouettes are measured on today's fit sample in today's preprocessed space (the champion's segments of
+   today's customers): the champion's own training silhouette describes data that may have drifted since, and a
+   drift retrain compared against it could never win. Without a usable champion labelling (other features), the
+   champion's recorded silhouette is the yardstick.
 """
 
 from __future__ import annotations
@@ -101,6 +105,7 @@ def promotion_decision(
     tolerance: float,
     stability: float | None = None,
     min_stability: float | None = None,
+    basis: str = "recorded",
 ) -> tuple[bool, str]:
     """(promote?, reason) for the rule in the module docstring: quality not worse beyond tolerance AND stable."""
     if stability is not None and min_stability is not None and not stability >= min_stability:
@@ -112,11 +117,11 @@ def promotion_decision(
     if new_silhouette >= champion_silhouette - tolerance:
         return True, (
             f"silhouette {new_silhouette:.4f} is within {tolerance} of (or better than) champion "
-            f"v{champion.version}'s {champion_silhouette:.4f}"
+            f"v{champion.version}'s {champion_silhouette:.4f} ({basis})"
         )
     return False, (
         f"silhouette {new_silhouette:.4f} is worse than champion v{champion.version}'s "
-        f"{champion_silhouette:.4f} by more than {tolerance}"
+        f"{champion_silhouette:.4f} ({basis}) by more than {tolerance}"
     )
 
 
@@ -285,6 +290,11 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
 
         # Stable segment ids.
         old_labels = _champion_labels(champion, frame)
+        champion_today = None
+        if old_labels is not None:
+            _, dense = np.unique(old_labels, return_inverse=True)
+            champion_today = evaluate.score(xt, dense, int(dense.max()) + 1, cfg)["silhouette"]
+            mlflow.log_metric("champion_silhouette_today", champion_today)
         if old_labels is None:
             ids = matching.ids_by_size(chosen.labels, chosen.k)
             matched = None
@@ -402,7 +412,11 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
         version = str(info.registered_model_version)
         name = cfg["registered_model_name"]
         mlc = tracking.client(settings)
-        champion_sil = None if previous is None else _champion_silhouette(settings, previous)
+        if champion_today is not None:
+            champion_sil, basis = champion_today, "on today's fit sample"
+        else:
+            champion_sil = None if previous is None else _champion_silhouette(settings, previous)
+            basis = "recorded at its training"
         promoted, promotion_reason = promotion_decision(
             chosen.metrics["silhouette"],
             previous,
@@ -410,6 +424,7 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
             float(cfg["promotion_silhouette_tolerance"]),
             chosen.metrics.get("stability"),
             float(cfg["selection"]["min_stability"]),
+            basis,
         )
         alias = tracking.CHAMPION if promoted else tracking.CHALLENGER
         mlc.set_registered_model_alias(name, alias, version)

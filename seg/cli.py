@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import time
 
@@ -70,9 +71,12 @@ def cmd_land(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from seg import orchestrate
+    from seg import dbt, orchestrate
 
     settings = config.load()
+    if args.verbose:
+        # dbt runs inside the DAG's tasks, which dag.test() runs in this process: they read the flag from here
+        os.environ[dbt.VERBOSE_ENV] = "1"
     days = [args.date - dt.timedelta(days=n) for n in range(args.days - 1, -1, -1)]
     for day in days:
         code = orchestrate.run(settings, day, log_level=None if args.verbose else "WARNING")
@@ -154,7 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the daily DAG through Airflow for DATE")
     p.add_argument("--date", type=_date, required=True)
     p.add_argument("--days", type=int, default=1, help="run N consecutive days ending at DATE")
-    p.add_argument("--verbose", action="store_true", help="show Airflow's INFO task logs (default: warnings and errors)")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Airflow's INFO task logs and dbt's per-node output (default: warnings and errors)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("summary", help="print what the data directory holds and where to look next")

@@ -8,6 +8,10 @@ Everything dbt needs comes from the Settings handed in: SEG_DATA_DIR (the profil
 globs), the DuckDB limits (warehouse.memory_limit / threads), the vars (as_of_date, dbt.lookback_days), and the
 target/log paths under `<data dir>/dbt/`, so two data directories never share state (partial parse, run results).
 The environment is set for the duration of the call and restored afterwards.
+
+dbt's console is quiet: warnings, errors and the closing "Done. PASS=.. WARN=.. ERROR=.." line only, while
+`<data dir>/dbt/logs/dbt.log` keeps the full debug log. SEG_DBT_VERBOSE=1 (`seg run --verbose`) restores dbt's
+normal per-node console output.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import json
 import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,12 @@ PROJECT_DIR = REPO_ROOT / "dbt_project"
 
 # Node statuses that fail a build (dbt's RunStatus / TestStatus values).
 FAILED_STATUSES = {"error", "fail", "runtime error"}
+
+# Set to 1 for dbt's normal per-node console output (default: warnings and errors only). An environment variable
+# rather than an argument: dbt runs inside the DAG's tasks (dags/ -> seg/pipeline.py -> build()), several layers
+# below `seg run --verbose`, and those tasks run in the `seg run` process (Airflow's dag.test()), so they see its
+# environment; the variable also works for a scheduler's or a container's tasks and for tests, with no plumbing.
+VERBOSE_ENV = "SEG_DBT_VERBOSE"
 
 
 class DbtError(RuntimeError):
@@ -85,9 +95,22 @@ def _vars(settings: Settings, as_of_date: str | dt.date | None) -> dict[str, Any
     return values
 
 
-def _common_args(settings: Settings) -> list[str]:
+def verbose_from_env() -> bool:
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _log_args(verbose: bool) -> list[str]:
+    """Console at info (dbt's per-node lines) when verbose, else at warn; the log file always at debug.
+
+    --log-level-file must be explicit: dbt copies an explicit --log-level to the file level as well.
+    """
+    return ["--log-level", "info" if verbose else "warn", "--log-level-file", "debug"]
+
+
+def _common_args(settings: Settings, verbose: bool = False) -> list[str]:
     paths = dbt_paths(settings)
     return [
+        *_log_args(verbose),
         "--no-use-colors",
         "--project-dir",
         str(PROJECT_DIR),
@@ -100,9 +123,27 @@ def _common_args(settings: Settings) -> list[str]:
     ]
 
 
-def invoke(settings: Settings, command: list[str], as_of_date: str | dt.date | None = None) -> Any:
+def _stats_line_printer(command: str) -> Callable[[Any], None]:
+    """A dbtRunner callback printing dbt's closing "Done. PASS=.. ERROR=.. TOTAL=.." line, which is an info
+    event and so hidden from a quiet console."""
+
+    def callback(event: Any) -> None:
+        if event.info.name == "StatsLine":
+            print(f"dbt {command}: {event.info.msg}", flush=True)
+
+    return callback
+
+
+def invoke(
+    settings: Settings,
+    command: list[str],
+    as_of_date: str | dt.date | None = None,
+    verbose: bool | None = None,
+) -> Any:
     """Run one dbt command in-process (e.g. ["build", "--select", "x"]); returns dbt's result object.
 
+    verbose: dbt's normal per-node console output; None (default) reads SEG_DBT_VERBOSE. Quiet or not, dbt
+    prints warnings and errors, and the log file under <data dir>/dbt/logs keeps everything.
     Raises DbtError naming the failed nodes and their messages when the command does not succeed.
     """
     from dbt.cli.main import dbtRunner  # imported here: dbt is slow to import and not needed by every caller
@@ -111,10 +152,13 @@ def invoke(settings: Settings, command: list[str], as_of_date: str | dt.date | N
     for path in paths.values():
         path.mkdir(parents=True, exist_ok=True)
     (settings.paths.root / "tmp" / "duckdb").mkdir(parents=True, exist_ok=True)
-    args = [*command, *_common_args(settings), "--vars", json.dumps(_vars(settings, as_of_date))]
+    if verbose is None:
+        verbose = verbose_from_env()
+    args = [*command, *_common_args(settings, verbose), "--vars", json.dumps(_vars(settings, as_of_date))]
+    callbacks = [] if verbose else [_stats_line_printer(command[0])]
     with _env(_environment(settings)):
         try:
-            outcome = dbtRunner().invoke(args)
+            outcome = dbtRunner(callbacks=callbacks).invoke(args)
         finally:
             _release_warehouse()
     name = command[0]

@@ -2,6 +2,8 @@
 
 A definition names its pattern, window, threshold, exclusion, membership expiry and priority; the evaluation SQL
 (seg.triggers.evaluate) interprets them. A bad file raises ValueError naming the trigger and the field.
+The Airflow pool of the warehouse-writing tasks is not set here: it is airflow.warehouse_pool in config/settings.yml,
+shared with the daily DAG (one DuckDB writer across DAGs).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +57,6 @@ class TriggerConfig:
     land_sources: list[str]
     horizon: dt.timedelta
     session_gap: dt.timedelta
-    warehouse_pool: str | None
     lock_timeout_s: float
     redis_prefix: str
     stream_maxlen: int
@@ -101,11 +103,16 @@ def load(path: Path | str | None = None) -> TriggerConfig:
         raise ValueError(f"{path}: no triggers defined")
     if any(t.kind == "win_back" for t in triggers.values()) and not any(t.kind == "lapsing" for t in triggers.values()):
         raise ValueError("win_back needs a lapsing trigger")
+    if "warehouse_pool" in raw:  # an older file: the pool is a setting shared by every DAG now
+        warnings.warn(
+            f"{path}: warehouse_pool is ignored; the pool is airflow.warehouse_pool in config/settings.yml",
+            stacklevel=2,
+        )
     cfg = TriggerConfig(
         triggers=triggers, schedule=str(raw.get("schedule", "*/15 * * * *")),
         land_sources=list(raw.get("land_sources") or ["events", "orders", "order_items"]),
         horizon=parse_duration(raw.get("horizon", "5d")), session_gap=parse_duration(raw.get("session_gap", "30m")),
-        warehouse_pool=raw.get("warehouse_pool") or None, lock_timeout_s=float(raw.get("lock_timeout_s", 600)),
+        lock_timeout_s=float(raw.get("lock_timeout_s", 600)),
         redis_prefix=str((raw.get("redis") or {}).get("key_prefix", "seg:triggers")),
         stream_maxlen=int((raw.get("redis") or {}).get("stream_maxlen", 100_000)),
         keep_versions=int((raw.get("redis") or {}).get("keep_versions", 2)),

@@ -345,14 +345,24 @@ def test_a_lake_with_only_orders_builds_with_null_features_for_the_absent_source
     assert orders_only_query("select count(*) from marts.customers where has_crm_record") == [(0,)]
 
 
-def test_a_failing_data_test_raises_naming_the_node(tmp_path):
+def test_a_failing_data_test_raises_naming_the_node(tmp_path, capfd, monkeypatch):
+    monkeypatch.delenv(seg_dbt.VERBOSE_ENV, raising=False)  # dbt's default, quiet console
     rows = [dict(lake.ORDERS[0], currency="CHF")]  # a currency the rate seed does not know
     lake.write_source(tmp_path, "orders", rows)
+    settings = config.load(tmp_path)
     with pytest.raises(seg_dbt.DbtError) as caught:
-        seg_dbt.build(config.load(tmp_path), lake.AS_OF, exclude="tag:features")
+        seg_dbt.build(settings, lake.AS_OF, exclude="tag:features")
     message = str(caught.value)
     assert "relationships_stg_lake__orders_currency" in message
     assert any(f["status"] == "fail" for f in caught.value.failures)
+    # the quiet console still shows the failure and the closing stats line, but no per-node success lines
+    console = capfd.readouterr().out
+    assert "FAIL 1 relationships_stg_lake__orders_currency" in console
+    assert "dbt build: Done. PASS=" in console and " ERROR=0 " not in console
+    assert " OK created " not in console and "PASS not_null_" not in console
+    # ... while the log file keeps every node at debug level
+    log = (seg_dbt.dbt_paths(settings)["logs"] / "dbt.log").read_text()
+    assert "OK created sql view model staging.stg_lake__orders" in log and "[debug]" in log
 
 
 def test_as_of_date_must_be_an_iso_date(tmp_path):

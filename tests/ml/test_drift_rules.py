@@ -109,3 +109,16 @@ def test_lifetime_features_are_compared_over_the_reference_window():
     assert _rescale_factor(40, 50) == pytest.approx(0.8)
     assert _rescale_factor(None, 50) == 1.0
     assert _rescale_factor(40, None) == 1.0
+
+
+@pytest.mark.parametrize(("days_since_training", "expected"), [(None, RETRAIN), (0, WARN), (6, WARN), (7, RETRAIN)])
+def test_a_retrain_within_the_cooldown_after_training_is_held_back_to_a_warning(days_since_training, expected):
+    cfg = {**CFG, "retrain_cooldown_days": 7}
+    decision, reasons = decide({"a": 0.5, "b": 0.0}, 0.0, cfg, days_since_training=days_since_training)
+    assert decision == expected
+    assert any("a (0.500)" in r for r in reasons)  # the cause is reported either way
+    assert any("held back" in r for r in reasons) == (expected == WARN)
+
+
+def test_the_cooldown_never_turns_a_quiet_day_into_a_warning():
+    assert decide({"a": 0.0}, 0.0, {**CFG, "retrain_cooldown_days": 7}, days_since_training=1)[0] == NONE

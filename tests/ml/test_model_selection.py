@@ -105,6 +105,11 @@ def test_model_worse_than_the_champion_beyond_tolerance_is_a_challenger():
     assert "worse" in reason
 
 
+def test_the_promotion_reason_names_the_basis_of_the_champion_silhouette():
+    promoted, reason = promotion_decision(0.30, _version("1"), 0.31, 0.02, basis="on today's fit sample")
+    assert promoted and "v1's 0.3100 (on today's fit sample)" in reason
+
+
 def test_unstable_model_is_a_challenger_even_if_better():
     promoted, reason = promotion_decision(0.60, _version("1"), 0.50, 0.02, stability=0.6, min_stability=0.8)
     assert not promoted and "stability" in reason

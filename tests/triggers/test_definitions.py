@@ -30,3 +30,15 @@ def test_a_definition_with_an_unknown_kind_or_too_short_horizon_is_refused(tmp_p
     bad.write_text("horizon: 1d\ntriggers:\n  c: {kind: cart_abandonment, segment_name: C, priority: 1, window: 24h, expiry: 2d}\n")
     with pytest.raises(ValueError, match="horizon"):
         definitions.load(bad)
+
+
+def test_the_pool_is_a_setting_and_a_leftover_pool_key_is_ignored_with_a_warning(tmp_path):
+    assert not hasattr(definitions.load(), "warehouse_pool")  # airflow.warehouse_pool in config/settings.yml
+    legacy = tmp_path / "t.yml"
+    legacy.write_text(
+        "warehouse_pool: another_pool\n"
+        "triggers:\n  c: {kind: cart_abandonment, segment_name: C, priority: 1, window: 24h, expiry: 2d}\n"
+    )
+    with pytest.warns(UserWarning, match="warehouse_pool is ignored"):
+        cfg = definitions.load(legacy)
+    assert list(cfg.triggers) == ["c"]

@@ -29,24 +29,15 @@ renamed as (
 
 ),
 
+-- the CRM stamps each version: the latest updated_at wins, the landing lineage breaks ties
 deduplicated as (
 
-    select
-        *,
-        row_number() over (
-            partition by customer_id
-            order by updated_at desc, ingest_date desc, source_file desc, source_row_number desc
-        ) as version_rank
-    from renamed
-
-),
-
-final as (
-
-    select * exclude (version_rank)
-    from deduplicated
-    where version_rank = 1
+    {{ latest_version(
+        'renamed',
+        partition_by=['customer_id'],
+        order_by=['updated_at', 'ingest_date', 'source_file', 'source_row_number']
+    ) }}
 
 )
 
-select * from final
+select * from deduplicated

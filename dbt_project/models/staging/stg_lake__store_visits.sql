@@ -26,22 +26,8 @@ renamed as (
 
 deduplicated as (
 
-    select
-        *,
-        row_number() over (
-            partition by visit_id
-            order by ingest_date desc, source_file desc, source_row_number desc
-        ) as version_rank
-    from renamed
-
-),
-
-final as (
-
-    select * exclude (version_rank)
-    from deduplicated
-    where version_rank = 1
+    {{ latest_version('renamed', partition_by=['visit_id']) }}
 
 )
 
-select * from final
+select * from deduplicated
