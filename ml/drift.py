@@ -40,7 +40,11 @@ cells cannot raise an alarm. Decision:
   warns: amounts x100 are a source problem that a retrain must not learn), the distance ratio >=
   `distance_ratio_watch`, or the switch share >= `switch_share_watch`;
 - `none` otherwise; also when there is no champion yet ("no model yet") or fewer than `min_rows` rows today;
-- a `retrain` within `retrain_cooldown_days` of the champion's training date becomes `warn`, with the reason.
+- a behaviour change (flow) is acted on once: for `flow_retrain_memory_days` after a day whose report decided
+  `retrain` for it (monitoring.drift_decisions), the same signal only warns. Its reference is the weekday mix of the
+  28 days before training, so after a lasting change it keeps firing until that window has moved past the change,
+  and every day would otherwise ask for a new model. Feature, segment-mix and confidence drift, measured against the
+  newly trained model, still retrain.
 
 Outputs, all replaced on a rerun of the same date: `<reports>/drift/<date>/drift_report.json` and
 `drift_report.html` (decision, tables, plots of every feature's reference vs today distribution and of the PSI and
@@ -384,14 +388,13 @@ def decide(
     distance_ratio: float | None = None,
     switch_share: float | None = None,
     flows: Sequence[Mapping[str, Any]] = (),
-    days_since_training: int | None = None,
+    flow_acted_on: date | None = None,
 ) -> tuple[str, list[str]]:
     """The decision rule of the module docstring: (decision, reasons).
 
     `critical` holds each feature's sampling-noise PSI (and `mix_critical` the segment mix's); a PSI below it counts
-    as stable whatever the thresholds say. A retrain within `retrain_cooldown_days` of the champion's training is
-    held back to a warning: after a lasting change, the champion's reference (and its order-flow window) still
-    holds the old behaviour for a while, and the signal would otherwise ask for a new model every day.
+    as stable whatever the thresholds say. `flow_acted_on` is the last earlier day whose decision was a retrain for
+    a behaviour change (within `flow_retrain_memory_days`): the flow signals then only warn.
     """
     watch, act, share_limit = float(cfg["psi_watch"]), float(cfg["psi_act"]), float(cfg["dataset_drift_share"])
     critical = critical or {}
@@ -445,7 +448,10 @@ def decide(
             f"today's {flow['flow']} ({flow['orders']} orders) vs {flow['note']}: PSI {flow['psi']:.3f}, "
             f"chi-square p {flow['p_value']:.2g}"
         )
-        if flow["status"] == DRIFT and flow["flow"] in retrain_flows:
+        if flow["status"] == DRIFT and flow["flow"] in retrain_flows and flow_acted_on is not None:
+            warn = True
+            reasons.append(f"behaviour changed (already acted on: retrain decided on {flow_acted_on}): {what}")
+        elif flow["status"] == DRIFT and flow["flow"] in retrain_flows:
             retrain = True
             reasons.append(f"behaviour changed: {what}")
         elif flow["status"] == DRIFT:
@@ -457,13 +463,6 @@ def decide(
     if switch_share is not None and switch_share >= float(cfg.get("switch_share_watch", 0.2)):
         warn = True
         reasons.append(f"{switch_share:.1%} of the sample switched segment since the last published run")
-    cooldown = int(cfg.get("retrain_cooldown_days", 0) or 0)
-    if retrain and days_since_training is not None and days_since_training < cooldown:
-        reasons.append(
-            f"retrain held back: the champion was trained {days_since_training} day(s) ago "
-            f"(< drift.retrain_cooldown_days {cooldown})"
-        )
-        return WARN, reasons
     if retrain:
         return RETRAIN, reasons
     if warn:
@@ -620,8 +619,21 @@ def _history(con: duckdb.DuckDBPyConnection, as_of_date: date, days: int = HISTO
     return out
 
 
-def _days_since(trained_on: str | None, as_of_date: date) -> int | None:
-    return None if not trained_on else (as_of_date - date.fromisoformat(str(trained_on)[:10])).days
+def _flow_acted_on(con: duckdb.DuckDBPyConnection, as_of_date: date, memory_days: int) -> date | None:
+    """The last day before `as_of_date`, within `memory_days`, whose report decided a retrain for a behaviour
+    change (None without one, or before the first report)."""
+    if memory_days <= 0:
+        return None
+    try:
+        row = con.execute(
+            # "behaviour changed:" is the reason text of a flow that caused a retrain (decide() below)
+            f"select max(as_of_date) from {DECISIONS_TABLE} where decision = ? and as_of_date < ? "
+            "and as_of_date >= ? and reasons like '%behaviour changed:%'",
+            [RETRAIN, as_of_date, as_of_date - timedelta(days=memory_days)],
+        ).fetchone()
+    except duckdb.CatalogException:
+        return None
+    return row[0] if row else None
 
 
 def compute(settings: Settings, as_of_date: date, model: tracking.LoadedModel | None) -> dict[str, Any]:
@@ -631,7 +643,7 @@ def compute(settings: Settings, as_of_date: date, model: tracking.LoadedModel | 
         k: cfg.get(k)
         for k in (
             "psi_watch", "psi_act", "dataset_drift_share", "psi_bins", "psi_alpha", "min_rows",
-            "distance_ratio_watch", "distance_ratio_act", "switch_share_watch", "flow_alpha", "flow_psi_min", "flow_retrain_signals", "retrain_cooldown_days",
+            "distance_ratio_watch", "distance_ratio_act", "switch_share_watch", "flow_alpha", "flow_psi_min", "flow_retrain_signals", "flow_retrain_memory_days",
         )
     }
     report: dict[str, Any] = {
@@ -672,6 +684,7 @@ def compute(settings: Settings, as_of_date: date, model: tracking.LoadedModel | 
         frame = features.sample_frame(con, model.features, int(cfg["segment_sample_size"]), SAMPLE_SEED)
         previous = _last_published(con, as_of_date, model.version)
         flows = _flows(con, as_of_date, ref.get("flows"), cfg)
+        flow_acted_on = _flow_acted_on(con, as_of_date, int(cfg.get("flow_retrain_memory_days", 0) or 0))
         history = _history(con, as_of_date)
     for f in model.features:
         if f in trending and factor != 1.0:
@@ -692,7 +705,7 @@ def compute(settings: Settings, as_of_date: date, model: tracking.LoadedModel | 
             distance_ratio=mix.get("distance_ratio") if mix else None,
             switch_share=mix.get("switch_share") if mix else None,
             flows=flows,
-            days_since_training=_days_since(ref.get("as_of_date"), as_of_date),
+            flow_acted_on=flow_acted_on,
         )
     drifted = [r["feature"] for r in feature_rows if r["status"] == DRIFT]
     report.update(

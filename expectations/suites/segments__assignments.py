@@ -1,7 +1,8 @@
 """segments__assignments: the segments of the as-of date cover every person exactly once, in sane proportions.
 
-Segment ids are the model's cluster labels 0..k-1 (ml/assign.py); a label missing from that range is an empty
-segment.
+Segment ids are stable across models (ml/matching.py): a refit keeps the ids of matched segments and never reuses
+a vanished one, so ids have gaps. A segment is empty when the model has it (`ml_stage.segment_profiles`, one row per
+segment of the model, written by the same assign step) but nobody is assigned to it.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from expectations.suites._base import GateContext, SuiteBuilder, Target
 SUITE = "segments__assignments"
 RELATION = "ml_stage.customer_assignments"
 CUSTOMERS = "marts.customers"
+PROFILES = "ml_stage.segment_profiles"
 
 
 def target(ctx: GateContext) -> Target:
     return Target(
         query=compat.relation_query(ctx.relation(RELATION), where=f"as_of_date = {ctx.date_literal}"),
-        requires=(ctx.relation(RELATION), ctx.relation(CUSTOMERS)),
+        requires=(ctx.relation(RELATION), ctx.relation(CUSTOMERS), ctx.relation(PROFILES)),
     )
 
 
@@ -46,14 +48,21 @@ def build_suite(ctx: GateContext) -> gx.ExpectationSuite:
         description=f"every assigned person exists in {customers}"),
         key="person_id.known_person", column="person_id", expectation_type="expect_assigned_person_in_customers")
     b.add("not_null", gxe.ExpectColumnValuesToNotBeNull(column="segment_id"), column="segment_id")
+    profiles = ctx.relation(PROFILES)
     b.add("empty_segment", gxe.UnexpectedRowsExpectation(
         unexpected_rows_query=(
-            "select labels.range as segment_id from "
-            "range(0, coalesce((select max(segment_id) + 1 from {batch}), 0)) as labels "
-            "where labels.range not in (select segment_id from {batch} where segment_id is not null)"
+            f"select segment_id, segment_name from {profiles} where as_of_date = {ctx.date_literal} "
+            "and segment_id not in (select segment_id from {batch} where segment_id is not null)"
         ),
-        description="no segment id between 0 and the largest id is empty"),
+        description=f"every segment of the model ({profiles}) has members"),
         expectation_type="expect_no_empty_segment")
+    b.add("unknown_segment", gxe.UnexpectedRowsExpectation(
+        unexpected_rows_query=(
+            "select segment_id, count(*) as members from {batch} where segment_id is not null and segment_id not in "
+            f"(select segment_id from {profiles} where as_of_date = {ctx.date_literal}) group by segment_id"
+        ),
+        description=f"every assigned segment id is a segment of the model ({profiles})"),
+        expectation_type="expect_assigned_segment_in_model")
     low = float(ctx.policy.threshold(SUITE, "min_segment_share"))
     high = float(ctx.policy.threshold(SUITE, "max_segment_share"))
     b.add("segment_share", gxe.UnexpectedRowsExpectation(

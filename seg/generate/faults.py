@@ -111,7 +111,8 @@ def _ids(table: pa.Table, source: str, rows: np.ndarray) -> list:
     if len(pk) == 1:
         return sub.column(pk[0]).to_pylist()
     cols = [sub.column(c).to_pylist() for c in pk]
-    return [list(x) for x in zip(*cols, strict=True)]
+    # compound keys may hold timestamps (crm_customers: customer_id, updated_at); the record is JSON
+    return [[str(v) if isinstance(v, dt.date) else v for v in x] for x in zip(*cols, strict=True)]
 
 
 def _set(table: pa.Table, name: str, arr: pa.Array) -> pa.Table:

@@ -23,8 +23,13 @@ CUSTOMERS = 3000
 DAYS = 21
 
 
+# Variables that point a run at another data directory's stores; a test sets them explicitly when it means to.
+_STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "SEG_MLFLOW_ARTIFACT_ROOT", "SEG_CONFIG")
+
+
 def seg_run(data_dir: Path, *args: str, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "SEG_DATA_DIR": str(data_dir), **(env or {})}
+    inherited = {k: v for k, v in os.environ.items() if k not in _STORE_VARIABLES}
+    full_env = {**inherited, "SEG_DATA_DIR": str(data_dir), **(env or {})}
     proc = subprocess.run([sys.executable, "-m", "seg.cli", *args], env=full_env, capture_output=True, text=True, timeout=timeout)
     log = data_dir / f"seg_{'_'.join(a.replace('/', '_') for a in args)}.log"
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -89,11 +89,10 @@ def test_every_person_has_exactly_one_published_segment(ran):
 
 def test_mlflow_run_with_metrics_and_a_champion(ran):
     settings, _ = ran
-    import mlflow
-    from mlflow import MlflowClient
+    from ml.tracking import client as mlflow_client
 
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    client = MlflowClient()
+    # not mlflow.set_tracking_uri: it exports MLFLOW_TRACKING_URI, which later `seg run` subprocesses would inherit
+    client = mlflow_client(settings)
     name = settings["ml"]["registered_model_name"]
     champion = client.get_model_version_by_alias(name, "champion")
     run = client.get_run(champion.run_id)

@@ -35,12 +35,11 @@ TAIL_DAYS = 35
 
 
 def _settings_file(path) -> dict:
-    """config/settings.yml with a smaller model search (the decision logic is what is under test) and no cooldown
-    (the champion is one day old when the shift arrives)."""
+    """config/settings.yml with a smaller model search (the decision logic is what is under test)."""
     raw = config.load(path.parent / "unused").raw
     raw["ml"].update(k_min=4, k_max=6, fit_sample_size=10_000)
     raw["ml"]["selection"].update(stability_bootstraps=2, stability_sample_size=3000)
-    raw["drift"].update(retrain_cooldown_days=0, segment_sample_size=5000)
+    raw["drift"].update(segment_sample_size=5000)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return raw
 

@@ -153,6 +153,11 @@ def build_assignments(settings, *, day: dt.date = DAY, sql: tuple[str, ...] = ()
                          ('P3', 'C00000003', 1, 'Browsers', 1.1), ('P4', NULL, 1, 'Browsers', 0.9),
                          ('P5', NULL, 2, 'Bargain', 0.3))
                  t(person_id, customer_id, segment_id, segment_name, distance_to_centroid)""")
+        # the model's segments, as ml/assign.py writes them next to the assignments
+        con.execute(f"""create or replace table ml_stage.segment_profiles as
+            select segment_id, segment_name, size, size / 5 as share, '[]' as top_features, '3' as model_version,
+                   DATE '{day.isoformat()}' as as_of_date
+            from (values (0, 'Loyal', 2), (1, 'Browsers', 2), (2, 'Bargain', 1)) t(segment_id, segment_name, size)""")
         for statement in sql:
             con.execute(statement)
 

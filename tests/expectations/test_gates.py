@@ -274,6 +274,7 @@ def test_segments_gate_fails_unassigned_duplicated_unknown_and_empty_segments(la
         ("segments__assignments", "person_id.known_person"): "critical",
         ("segments__assignments", "segment_id.not_null"): "critical",
         ("segments__assignments", "empty_segment"): "critical",
+        ("segments__assignments", "unknown_segment"): "critical",
         ("segments__assignments", "segment_share"): "warning",
     }
     problems = {s["person_id"]: s["problem"] for s in row(result, "segments__assignments",
@@ -281,12 +282,28 @@ def test_segments_gate_fails_unassigned_duplicated_unknown_and_empty_segments(la
     assert problems == {"P3": "not assigned", "P1": "assigned 2 times"}
     empty = row(result, "segments__assignments", "empty_segment").sample_values
     assert sorted(s["segment_id"] for s in empty) == [1, 2]
+    assert row(result, "segments__assignments", "unknown_segment").sample_values == [{"segment_id": 3, "members": 1}]
     assert "P3" in str(raised.value)
+
+
+def test_segments_gate_accepts_the_gaps_stable_segment_ids_leave(lake):
+    """A refit keeps matched ids and never reuses a vanished one: ids 0, 2, 5 is a complete model."""
+    build_marts(lake)
+    build_assignments(lake, sql=(
+        "update ml_stage.customer_assignments set segment_id = 5 where segment_id = 1",
+        "update ml_stage.segment_profiles set segment_id = 5 where segment_id = 1",
+        "update ml_stage.customer_assignments set segment_id = 0 where person_id = 'P5'",
+        "update ml_stage.segment_profiles set size = 0, share = 0 where segment_id = 2",
+        "delete from ml_stage.segment_profiles where segment_id = 2",
+    ))
+    result = run_gate(lake, "segments", DAY)
+    assert result.success and not [r for r in result.failures() if r.severity == "critical"]
 
 
 def test_segments_gate_only_warns_about_segment_shares(lake):
     build_marts(lake)
-    build_assignments(lake, sql=("update ml_stage.customer_assignments set segment_id = 0, segment_name = 'All'",))
+    build_assignments(lake, sql=("update ml_stage.customer_assignments set segment_id = 0, segment_name = 'All'",
+                                 "delete from ml_stage.segment_profiles where segment_id <> 0"))
     result = run_gate(lake, "segments", DAY)  # no GateFailed
     assert result.success and result.warnings == 1
     [share] = result.failures()

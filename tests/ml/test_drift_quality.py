@@ -162,21 +162,22 @@ def test_amounts_times_100_in_one_orders_file_are_flagged_on_the_order_amount(wo
     assert features_rows == len(report["features"])
 
 
-def test_a_drift_retrain_replaces_the_champion_and_the_cooldown_holds_back_the_next_days(world):
+def test_a_drift_retrain_replaces_the_champion_and_the_behaviour_change_is_acted_on_once(world):
     """Runs last: it changes the registry. The shift-day model is judged against the champion on the same day's
     customers (a stale champion's training silhouette is no yardstick once the population moved), so it can win;
-    the days after it repeat the behaviour signal (their order-flow window is still pre-shift), which the cooldown
-    turns into warnings instead of a new model a day."""
+    the days after it repeat the behaviour signal (their order-flow window is still pre-shift), which the policy
+    remembers as acted on: warnings, not a new model a day."""
     settings, lakes, stale = world
-    settings["drift"]["retrain_cooldown_days"] = 7
     write_day(settings, lakes["shift"], SHIFT_DAY)
-    assert drift.compute(settings, SHIFT_DAY, stale)["decision"] == drift.RETRAIN
+    assert drift.run(settings, SHIFT_DAY)["decision"] == drift.RETRAIN  # recorded in monitoring.drift_decisions
     out = train.run(settings, SHIFT_DAY)
     assert out["promoted"], out["promotion_reason"]
     assert "today's fit sample" in out["promotion_reason"]
     fresh = tracking.load_champion(settings)
     assert fresh.version == out["model_version"] != stale.version
     reports = _decisions((settings, lakes, fresh), "shift", [SHIFT_DAY + dt.timedelta(days=i) for i in range(1, 7)])
-    assert all(r["decision"] != drift.RETRAIN for r in reports.values())
-    held = [d for d, r in reports.items() if any("held back" in reason for reason in r["reasons"])]
-    assert held, {d.isoformat(): r["reasons"] for d, r in reports.items()}
+    assert all(r["decision"] != drift.RETRAIN for r in reports.values()), {
+        d.isoformat(): r["reasons"] for d, r in reports.items()}
+    remembered = [d for d, r in reports.items() if any(f"already acted on: retrain decided on {SHIFT_DAY}" in reason
+                                                       for reason in r["reasons"])]
+    assert remembered, {d.isoformat(): r["reasons"] for d, r in reports.items()}

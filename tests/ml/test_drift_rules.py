@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import pytest
@@ -111,14 +112,19 @@ def test_lifetime_features_are_compared_over_the_reference_window():
     assert _rescale_factor(40, None) == 1.0
 
 
-@pytest.mark.parametrize(("days_since_training", "expected"), [(None, RETRAIN), (0, WARN), (6, WARN), (7, RETRAIN)])
-def test_a_retrain_within_the_cooldown_after_training_is_held_back_to_a_warning(days_since_training, expected):
-    cfg = {**CFG, "retrain_cooldown_days": 7}
-    decision, reasons = decide({"a": 0.5, "b": 0.0}, 0.0, cfg, days_since_training=days_since_training)
-    assert decision == expected
-    assert any("a (0.500)" in r for r in reasons)  # the cause is reported either way
-    assert any("held back" in r for r in reasons) == (expected == WARN)
+FLOW = {"flow": "orders.channel", "status": DRIFT, "orders": 900, "psi": 0.2, "p_value": 1e-12, "note": "weekday 3"}
 
 
-def test_the_cooldown_never_turns_a_quiet_day_into_a_warning():
-    assert decide({"a": 0.0}, 0.0, {**CFG, "retrain_cooldown_days": 7}, days_since_training=1)[0] == NONE
+def test_a_behaviour_change_retrains_once_then_only_warns_while_it_is_remembered():
+    cfg = {**CFG, "flow_retrain_signals": ["orders.channel"]}
+    decision, reasons = decide({"a": 0.0}, 0.0, cfg, flows=[FLOW])
+    assert decision == RETRAIN and reasons[0].startswith("behaviour changed: today's orders.channel")
+    decision, reasons = decide({"a": 0.0}, 0.0, cfg, flows=[FLOW], flow_acted_on=dt.date(2026, 3, 2))
+    assert decision == WARN
+    assert reasons[0].startswith("behaviour changed (already acted on: retrain decided on 2026-03-02)")
+
+
+def test_a_remembered_behaviour_change_does_not_hold_back_feature_drift():
+    cfg = {**CFG, "flow_retrain_signals": ["orders.channel"]}
+    decision, _ = decide({"a": 0.5, "b": 0.0}, 0.0, cfg, flows=[FLOW], flow_acted_on=dt.date(2026, 3, 2))
+    assert decision == RETRAIN
