@@ -109,6 +109,10 @@ def test_csv_values_that_do_not_cast_are_quarantined_not_nulled(settings):
     assert (summary["rows_landed"], summary["rows_quarantined"]) == (1, 1)
     reason = duckdb.sql(f"select _reasons from read_parquet('{settings.paths.quarantine}/orders/*/*.parquet')").fetchall()[0][0]
     assert "ordered_at: not a timestamp" in reason and "amount: not a double" in reason
+    # quarantine keeps the values as they arrived, lineage included
+    kept = duckdb.sql(f"select order_id, ordered_at, amount, _source_file, _row_number "
+                      f"from read_parquet('{settings.paths.quarantine}/orders/*/*.parquet')").fetchall()
+    assert kept == [("O0000000002", "yesterday", "12,5", "orders/2026-01-05/orders_a.csv", 2)]
 
 
 def test_files_dated_after_the_run_date_wait(settings):
