@@ -99,7 +99,7 @@ class Settings:
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("SEG_DATA_DIR", "data")).resolve()
+    return Path(os.environ.get("SEG_DATA_DIR") or "data").resolve()
 
 
 def load(data_root: Path | str | None = None) -> Settings:
