@@ -878,7 +878,9 @@ training (lifetime features marked * are compared as rates, factor {_fmt(report.
 <ul>{reasons}</ul>
 <p>Thresholds: watch PSI &ge; {th["psi_watch"]}, act PSI &ge; {th["psi_act"]}, and above the sampling-noise floor
 (chi-square, alpha {th.get("psi_alpha")}); retrain when the share of drifted features &ge; {th["dataset_drift_share"]},
-the segment mix drifts, or the distance to the nearest centroid grows by x{th.get("distance_ratio_act")};
+the segment mix drifts, the distance to the nearest centroid grows by x{th.get("distance_ratio_act")}, or today's
+{e(", ".join(th.get("flow_retrain_signals") or []))} changed (once: the same change only warns for
+{th.get("flow_retrain_memory_days")} days after the retrain it caused);
 {th["psi_bins"]} quantile bins + NULL. KS on the quantile sketches; Wasserstein in reference standard deviations.</p>
 <h2>Features</h2>
 <table><thead><tr><th>feature</th><th>PSI</th><th>noise floor</th><th>KS</th><th>Wasserstein (sd)</th><th>status</th>
