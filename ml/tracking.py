@@ -12,6 +12,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -125,6 +128,19 @@ class LoadedModel:
     segment_names: dict[str, Any]
 
 
+@contextmanager
+def quiet_airflow_deprecations() -> Iterator[None]:
+    """Silence Airflow's deprecated-attribute warnings while skops (de)serialises a model.
+
+    skops resolves types by getattr over loaded modules; inside an Airflow task that touches Airflow's lazily
+    deprecated attributes and printed ~1 000 `DeprecatedImportWarning`s per model load into the task log.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"The `airflow\.", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r"The `airflow\.", category=DeprecationWarning)
+        yield
+
+
 def load_version(settings: Settings, version: ModelVersion) -> LoadedModel:
     """Download one model version and load its sklearn pipeline, reference.json and segment_names.json."""
     client(settings)
@@ -133,7 +149,8 @@ def load_version(settings: Settings, version: ModelVersion) -> LoadedModel:
         local = Path(
             mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version.version}", dst_path=tmp)
         )
-        pipeline = mlflow.sklearn.load_model(str(local))
+        with quiet_airflow_deprecations():
+            pipeline = mlflow.sklearn.load_model(str(local))
         reference = json.loads((local / "extra_files" / REFERENCE_FILE).read_text())
         segment_names = json.loads((local / "extra_files" / SEGMENT_NAMES_FILE).read_text())
     return LoadedModel(

@@ -395,17 +395,18 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
             t = time.perf_counter()
             head = x_frame.head(SIGNATURE_ROWS)
             signature = infer_signature(head, pipeline.predict(head))
-            info = mlflow.sklearn.log_model(
-                pipeline,
-                name=tracking.MODEL_NAME_IN_RUN,
-                signature=signature,
-                input_example=x_frame.head(INPUT_EXAMPLE_ROWS),
-                pip_requirements=tracking.pip_requirements(),
-                registered_model_name=cfg["registered_model_name"],
-                serialization_format="skops",
-                skops_trusted_types=list(features.SKOPS_TRUSTED_TYPES),
-                extra_files=[str(reference_file), str(segment_file)],
-            )
+            with tracking.quiet_airflow_deprecations():
+                info = mlflow.sklearn.log_model(
+                    pipeline,
+                    name=tracking.MODEL_NAME_IN_RUN,
+                    signature=signature,
+                    input_example=x_frame.head(INPUT_EXAMPLE_ROWS),
+                    pip_requirements=tracking.pip_requirements(),
+                    registered_model_name=cfg["registered_model_name"],
+                    serialization_format="skops",
+                    skops_trusted_types=list(features.SKOPS_TRUSTED_TYPES),
+                    extra_files=[str(reference_file), str(segment_file)],
+                )
             timings["log_model_seconds"] = time.perf_counter() - t
 
         t = time.perf_counter()

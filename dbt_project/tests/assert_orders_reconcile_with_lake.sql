@@ -32,10 +32,9 @@ lake_versions as (
         coalesce(status, 'completed') as status,
         coalesce(currency, 'EUR') as currency,
         cast(amount as decimal(18, 2)) as amount,
-        row_number() over (
-            partition by order_id
-            order by ingest_date desc, _source_file desc, _row_number desc
-        ) as version_rank
+        ingest_date,
+        _source_file,
+        _row_number
     from lake_orders
     where {{ as_of_filter('ordered_at') }}
 
@@ -43,8 +42,9 @@ lake_versions as (
 
 lake_latest as (
 
-    select * from lake_versions
-    where version_rank = 1
+    {{ latest_version(
+        'lake_versions', partition_by=['order_id'], order_by=['ingest_date', '_source_file', '_row_number']
+    ) }}
 
 ),
 
