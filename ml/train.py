@@ -335,10 +335,21 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
         if matched is not None and previous_segments is not None and (previous_segments >= 0).any():
             known = previous_segments >= 0
             moved = matching.transitions(previous_segments[known], labels[known])
+        matching_summary = None
         if matched is not None:
+            # switched_share: against the last published assignment when there is one, else the champion model's
+            transitions = moved[0] if moved is not None else matched.transitions
+            matching_summary = {
+                "matched": {str(k): v for k, v in matched.matched.items()},
+                "new_segments": matched.new_segments,
+                "vanished_segments": matched.vanished_segments,
+                "switched_share": moved[1] if moved is not None else matched.switched_share,
+                "switched_share_basis": "previous assignment" if moved is not None else "champion model",
+                "model_disagreement_share": matched.switched_share,
+            }
             mlflow.log_metrics(
                 {
-                    "switched_share": moved[1] if moved is not None else matched.switched_share,
+                    "switched_share": matching_summary["switched_share"],
                     "model_disagreement_share": matched.switched_share,
                     "n_new_segments": float(len(matched.new_segments)),
                     "n_vanished_segments": float(len(matched.vanished_segments)),
@@ -346,7 +357,7 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
             )
             mlflow.set_tags(
                 {
-                    "matching.matched": json.dumps({str(k): v for k, v in matched.matched.items()}),
+                    "matching.matched": json.dumps(matching_summary["matched"]),
                     "matching.new_segments": json.dumps(matched.new_segments),
                     "matching.vanished_segments": json.dumps(matched.vanished_segments),
                 }
@@ -372,21 +383,11 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
                 out / "segmentation" / "candidates.json",
             )
             profile.round(4).to_csv(out / "segmentation" / "segment_profiles.csv", index_label="segment_id")
-            if matched is not None:
-                (moved[0] if moved is not None else matched.transitions).to_csv(
-                    out / "segmentation" / "transition_matrix.csv"
-                )
+            if matching_summary is not None:
+                transitions.to_csv(out / "segmentation" / "transition_matrix.csv")
                 matched.transitions.to_csv(out / "segmentation" / "model_agreement_matrix.csv")
                 _json_dump(
-                    {
-                        "previous_champion_version": str(previous.version) if previous else None,
-                        "matched": {str(k): v for k, v in matched.matched.items()},
-                        "new_segments": matched.new_segments,
-                        "vanished_segments": matched.vanished_segments,
-                        "switched_share": moved[1] if moved is not None else matched.switched_share,
-                        "switched_share_basis": "previous assignment" if moved is not None else "champion model",
-                        "model_disagreement_share": matched.switched_share,
-                    },
+                    {"previous_champion_version": str(previous.version) if previous else None, **matching_summary},
                     out / "segmentation" / "matching.json",
                 )
             mlflow.log_artifacts(str(out), artifact_path=None)
@@ -466,17 +467,11 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
         "selection_reason": selection_reason,
         "segment_names": names,
         "matching": None
-        if matched is None
+        if matching_summary is None
         else {
-            "matched": {str(k): v for k, v in matched.matched.items()},
-            "new_segments": matched.new_segments,
-            "vanished_segments": matched.vanished_segments,
-            "switched_share": moved[1] if moved is not None else matched.switched_share,
-            "switched_share_basis": "previous assignment" if moved is not None else "champion model",
-            "model_disagreement_share": matched.switched_share,
+            **matching_summary,
             "transitions": {
-                str(r): {str(c): int(v) for c, v in row.items()}
-                for r, row in (moved[0] if moved is not None else matched.transitions).iterrows()
+                str(r): {str(c): int(v) for c, v in row.items()} for r, row in transitions.iterrows()
             },
         },
         "features": used,
