@@ -168,30 +168,31 @@ def _literal(col: Column, value) -> str:
     return str(value)
 
 
-def build_validation_sql(source: Source, present: dict[str, str], file_ref: str, future_limit: str,
-                         *, raw_copies: bool = True) -> str:
-    """One SELECT over the file: cast contract columns, raw text copies (unless `raw_copies` is false), and the
-    `_reasons` of each row.
+def _raw_expr(col: Column, present: dict[str, str]) -> str:
+    """The column as it arrived in the file (NULL when the file lacks it); zoned timestamps as naive UTC."""
+    if col.name not in present:
+        return "NULL"
+    raw = f"src.{_ident(col.name)}"
+    if col.type == "timestamp" and "WITH TIME ZONE" in present[col.name].upper():
+        raw = f"timezone('UTC', {raw})"  # zoned timestamps are stored as naive UTC
+    return raw
+
+
+def build_validation_sql(source: Source, present: dict[str, str], file_ref: str, future_limit: str) -> str:
+    """One SELECT over the file: the contract columns cast to their types, and the `_reasons` of each row.
 
     `present` maps contract column -> the DuckDB type it has in the file (absent columns are missing).
     """
-    cast_cols, raw_cols, checks = [], [], []
+    cast_cols, checks = [], []
     casts = {}
     for col in source.columns.values():
-        if col.name in present:
-            raw = f"src.{_ident(col.name)}"
-            in_type = present[col.name].upper()
-            if col.type == "timestamp" and "WITH TIME ZONE" in in_type:
-                raw = f"timezone('UTC', {raw})"  # zoned timestamps are stored as naive UTC
-            cast = f"TRY_CAST({raw} AS {col.duckdb_type})"
-        else:
-            raw, cast = "NULL", f"CAST(NULL AS {col.duckdb_type})"
+        raw = _raw_expr(col, present)
+        cast = f"TRY_CAST({raw} AS {col.duckdb_type})" if col.name in present else f"CAST(NULL AS {col.duckdb_type})"
         if col.default is not None:
             # the default fills a missing value; quarantine still shows the value as it arrived
             cast = f"coalesce({cast}, {_literal(col, col.default) if col.type != 'varchar' else _sql_str(col.default)})"
         casts[col.name] = cast
         cast_cols.append(f"{cast} AS {_ident(col.name)}")
-        raw_cols.append(f"CAST({raw} AS VARCHAR) AS {_ident('_raw_' + col.name)}")
         checks.extend(_column_checks(col, col.name in present, cast, raw, future_limit))
     for rule in source.rules:
         # rules are written over contract column names: evaluate them over the cast values
@@ -200,19 +201,14 @@ def build_validation_sql(source: Source, present: dict[str, str], file_ref: str,
         checks.append(f"CASE WHEN NOT coalesce(({rule_sql}), false) THEN 'rule {rule.name}' END")
     reasons = "concat_ws('; ', " + ", ".join(checks) + ")" if checks else "''"
     return (
-        "SELECT " + ", ".join(cast_cols + (raw_cols if raw_copies else []))
+        "SELECT " + ", ".join(cast_cols)
         + f", src._row_number AS _row_number, {reasons} AS _reasons FROM {file_ref} AS src"
     )
 
 
 def raw_copy_sql(source: Source, present: dict[str, str], file_ref: str) -> str:
-    """The raw text copies of build_validation_sql, for the rows a caller joins on `_row_number`."""
-    cols = []
-    for col in source.columns.values():
-        raw = f"src.{_ident(col.name)}" if col.name in present else "NULL"
-        if col.name in present and col.type == "timestamp" and "WITH TIME ZONE" in present[col.name].upper():
-            raw = f"timezone('UTC', {raw})"
-        cols.append(f"CAST({raw} AS VARCHAR) AS {_ident(col.name)}")
+    """Every contract column as text, as it arrived (what quarantine keeps), for rows joined on `_row_number`."""
+    cols = [f"CAST({_raw_expr(col, present)} AS VARCHAR) AS {_ident(col.name)}" for col in source.columns.values()]
     return "SELECT " + ", ".join(cols) + f", src._row_number AS _row_number FROM {file_ref} AS src"
 
 
@@ -288,7 +284,7 @@ def land_file(settings: Settings, inc: IncomingFile, contract: Contract | None =
         future_limit = f"(DATE {_sql_str(inc.day)} + INTERVAL 1 DAY + INTERVAL {tolerance} HOUR)"
         # Only the cast values and the reasons are materialised; the raw text copies quarantine keeps are built
         # for the quarantined rows alone (casting every column of every row to text doubled the landing time).
-        checked_sql = build_validation_sql(source, present, "src", future_limit, raw_copies=False)
+        checked_sql = build_validation_sql(source, present, "src", future_limit)
         con.execute(f"CREATE TEMP TABLE checked AS {checked_sql}")
 
         lineage = f"{_sql_str(entry.file)} AS _source_file, _row_number"
