@@ -35,7 +35,9 @@ def _load_settings():
 
 
 # the one-slot pool of every warehouse-writing task in every DAG (settings airflow.warehouse_pool, as the daily DAG)
-_POOL = _load_settings()["airflow"]["warehouse_pool"]  # a small YAML read; nothing heavy at parse time
+_AIRFLOW = _load_settings()["airflow"]  # a small YAML read; nothing heavy at parse time
+_POOL = _AIRFLOW["warehouse_pool"]
+_START = pendulum.parse(str(_AIRFLOW["earliest_date"]), tz="UTC")  # as the daily DAG: history of any age
 
 
 def _evaluation_time(data_interval_end):
@@ -49,7 +51,7 @@ def _evaluation_time(data_interval_end):
 @dag(
     dag_id="segmentation_triggers",
     schedule=_CFG.schedule,
-    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    start_date=_START,
     catchup=False,
     max_active_runs=1,
     tags=["segmentation", "triggers"],

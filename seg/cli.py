@@ -4,6 +4,7 @@
     seg import FILE --mapping MAPPING.yml [--date YYYY-MM-DD]
     seg land [--date YYYY-MM-DD]          land incoming files without Airflow (debugging)
     seg run --date YYYY-MM-DD [--days N]  run the daily DAG through Airflow for DATE (or N days ending at DATE)
+    seg run --from A --to B [--every N]   replay history: one run every N days from A, ending on B
     seg summary                           what the data directory holds: landing, marts, segments, where to look
     seg contract-docs                     print the data contract as Markdown (docs/data_contract.md)
     seg ui                                Airflow UI + MLflow UI on localhost
@@ -77,13 +78,47 @@ def cmd_run(args) -> int:
     if args.verbose:
         # dbt runs inside the DAG's tasks, which dag.test() runs in this process: they read the flag from here
         os.environ[dbt.VERBOSE_ENV] = "1"
-    days = [args.date - dt.timedelta(days=n) for n in range(args.days - 1, -1, -1)]
+    try:
+        days = run_dates(args)
+        for day in days:
+            orchestrate.check_date(settings, day)
+    except (ValueError, orchestrate.RunRefused) as exc:
+        print(f"seg run: {exc}", file=sys.stderr)
+        return 2
+    if len(days) > 1:
+        print(f"seg run: {len(days)} runs, {days[0]} .. {days[-1]}")
     for day in days:
         code = orchestrate.run(settings, day, log_level=None if args.verbose else "WARNING")
         if code:
             print(f"seg run: the DAG failed for {day}; later dates were not run", file=sys.stderr)
             return code
     return 0
+
+
+def run_dates(args) -> list[dt.date]:
+    """The as-of dates of `seg run`, oldest first: --date D [--days N], or --from A --to B [--every N] (A, A+N, ...,
+    and always B itself, so the replay ends on the date asked for)."""
+    if args.date is not None and (args.start is not None or args.end is not None):
+        raise ValueError("give either --date (with --days) or --from/--to (with --every), not both")
+    if args.date is not None:
+        if args.every is not None:
+            raise ValueError("--every goes with --from/--to; with --date use --days")
+        if args.days < 1:
+            raise ValueError(f"--days must be at least 1 (got {args.days})")
+        return [args.date - dt.timedelta(days=n) for n in range(args.days - 1, -1, -1)]
+    if args.start is None or args.end is None:
+        raise ValueError("give --date D, or both --from A and --to B")
+    if args.days != 1:
+        raise ValueError("--days goes with --date; with --from/--to use --every")
+    every = 1 if args.every is None else args.every
+    if every < 1:
+        raise ValueError(f"--every must be at least 1 (got {every})")
+    if args.end < args.start:
+        raise ValueError(f"--to {args.end} is before --from {args.start}")
+    days = [args.start + dt.timedelta(days=n) for n in range(0, (args.end - args.start).days + 1, every)]
+    if days[-1] != args.end:
+        days.append(args.end)
+    return days
 
 
 def cmd_summary(args) -> int:
@@ -155,9 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date, default=dt.date.today())
     p.set_defaults(func=cmd_land)
 
-    p = sub.add_parser("run", help="run the daily DAG through Airflow for DATE")
-    p.add_argument("--date", type=_date, required=True)
+    p = sub.add_parser("run", help="run the daily DAG through Airflow for DATE, or replay --from A --to B")
+    p.add_argument("--date", type=_date, default=None, help="the as-of date (YYYY-MM-DD)")
     p.add_argument("--days", type=int, default=1, help="run N consecutive days ending at DATE")
+    p.add_argument("--from", dest="start", type=_date, default=None,
+                   help="replay history: first as-of date (with --to)")
+    p.add_argument("--to", dest="end", type=_date, default=None, help="replay history: last as-of date (always run)")
+    p.add_argument("--every", type=int, default=None,
+                   help="with --from/--to: one run every N days (e.g. 7 for weekly segment history; default 1)")
     p.add_argument(
         "--verbose",
         action="store_true",

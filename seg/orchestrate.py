@@ -95,9 +95,43 @@ def print_stages(dag_id: str, state: str, stages: list[StageResult], logical, wa
         print(f"  {s.task_id:<24}{s.state:<18}{secs}", file=out)
 
 
+class RunRefused(ValueError):
+    """The run cannot be made as asked (e.g. a date before `airflow.earliest_date`); the message says why."""
+
+
+def earliest_date(settings: Settings) -> dt.date:
+    return dt.date.fromisoformat(str(settings["airflow"]["earliest_date"]))
+
+
+def check_date(settings: Settings, logical: dt.date | dt.datetime) -> None:
+    day = logical.date() if isinstance(logical, dt.datetime) else logical
+    first = earliest_date(settings)
+    if day < first:
+        raise RunRefused(f"{day} is before airflow.earliest_date ({first}), the DAGs' start_date: Airflow would run "
+                         f"no task for it. Lower airflow.earliest_date in the settings to run dates that old.")
+
+
 def run(settings: Settings, logical: dt.date | dt.datetime, dag_id: str | None = None, log_level: str | None = None) -> int:
+    """Run the DAG for one date; 0 only when the run succeeded AND at least one task ran (a run in which nothing
+    ran is a failure: it would otherwise print SUCCESS having done nothing)."""
+    check_date(settings, logical)
     start = time.monotonic()
     dag_id = dag_id or settings["airflow"]["dag_id"]
     state, stages = run_dag(settings, logical, dag_id, log_level)
+    state, code = outcome(state, stages)
     print_stages(dag_id, state, stages, logical.isoformat(), time.monotonic() - start)
-    return 0 if state == "success" else 1
+    if state == NOTHING_RAN:
+        print(f"{dag_id} {logical.isoformat()}: Airflow ran no task for this date (is it before the DAG's start_date, "
+              f"{earliest_date(settings)}?); nothing was landed or built.", file=sys.stderr)
+    return code
+
+
+NOTHING_RAN = "failed: no task ran"
+
+
+def outcome(state: str, stages: list[StageResult]) -> tuple[str, int]:
+    """The run's state as printed and the exit code: success needs the DAG run's success AND a task that ran."""
+    ran = [s for s in stages if s.state in ("success", "failed", "upstream_failed")]
+    if not ran:
+        return NOTHING_RAN, 1
+    return state, 0 if state == "success" else 1
