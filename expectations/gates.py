@@ -46,7 +46,7 @@ from expectations.suites._contract import LINEAGE_COLUMNS, source_files
 from expectations.suites.raw__ingest import profile_ingest
 from seg import warehouse
 from seg.config import Settings
-from seg.contract import DUCKDB_TYPES, load_contract
+from seg.contract import DUCKDB_TYPES, SOURCES, load_contract
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,7 @@ class Gate:
 GATES: dict[str, Gate] = {
     "raw": Gate(
         "raw",
-        suites=(*(f"raw__{s}" for s in ("crm_customers", "orders", "order_items", "events", "store_visits",
-                                        "survey_responses")), "raw__ingest"),
+        suites=(*(f"raw__{s}" for s in SOURCES), "raw__ingest"),
         # raw__ingest compares the day with the manifests and the trailing days: profile them first
         prepare=(refresh_lake_views, profile_ingest),
         index_columns=LINEAGE_COLUMNS,

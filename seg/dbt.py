@@ -89,6 +89,11 @@ def _vars(settings: Settings, as_of_date: str | dt.date | None) -> dict[str, Any
     dbt_settings = settings.raw.get("dbt") or {}
     values: dict[str, Any] = dict(dbt_settings.get("vars") or {})
     values["lookback_days"] = int(dbt_settings.get("lookback_days", 3))
+    # money: the deployment's reporting currency (configured, or the one its landed orders carry) and the rate age
+    from seg.lake.money import reporting_currency
+
+    values.setdefault("reporting_currency", reporting_currency(settings) or "EUR")
+    values.setdefault("fx_max_rate_age_days", int(settings["fx"]["max_rate_age_days"]))
     if as_of_date is not None:
         as_of = as_of_date if isinstance(as_of_date, dt.date) else dt.date.fromisoformat(str(as_of_date))
         values["as_of_date"] = as_of.isoformat()

@@ -111,10 +111,11 @@ def run_hand_written(settings: Settings, as_of_date: str | dt.date) -> dict[str,
                 f"create view raw_{source} as select * from "
                 f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
             )
-        for seed in ("currency_rates", "rfm_segments"):
-            con.execute(f"create table {seed} as select * from read_csv('{SEEDS / (seed + '.csv')}', header = true)")
-        con.execute("alter table currency_rates alter rate_to_eur type decimal(12, 6)")
+        con.execute(f"create table rfm_segments as select * from read_csv('{SEEDS / 'rfm_segments.csv'}', header = true)")
         con.execute(f"set variable as_of_date = date '{as_of.isoformat()}'")
+        dbt_vars = seg_dbt_vars(settings)
+        con.execute(f"set variable reporting_currency = '{dbt_vars['reporting_currency']}'")
+        con.execute(f"set variable fx_max_rate_age_days = {int(dbt_vars['fx_max_rate_age_days'])}")
         rounds = {}
         for statement in SCRIPT.read_text().split("\n;;\n"):
             body = statement.strip()
@@ -127,6 +128,12 @@ def run_hand_written(settings: Settings, as_of_date: str | dt.date) -> dict[str,
     finally:
         con.close()
     return {"seconds": round(time.perf_counter() - started, 3), "rows": rows, "component_rounds": rounds}
+
+
+def seg_dbt_vars(settings: Settings) -> dict[str, Any]:
+    from seg import dbt as seg_dbt
+
+    return seg_dbt._vars(settings, None)
 
 
 def _run_dbt(settings: Settings, as_of_date: str, include_tests: bool) -> dict[str, Any]:

@@ -41,6 +41,15 @@ def print_summary(settings: Settings) -> None:
             except duckdb.CatalogException:
                 print(f"  marts.{table:<28}{'missing':>12}")
         try:
+            currency, orders, revenue, customers = con.execute(
+                "select any_value(reporting_currency), count(*), sum(amount_reporting) filter (where is_completed), "
+                "count(distinct person_id) from marts.orders").fetchone()
+            if orders:
+                print(f"\norders: {orders:,} of {customers:,} customers; revenue of completed orders "
+                      f"{revenue or 0:,.2f} {currency} (the reporting currency)")
+        except duckdb.Error:
+            pass
+        try:
             segs = con.execute("select segment_id, segment_name, count(*) n, any_value(as_of_date), any_value(model_version) "
                                "from marts.customer_segments group by all order by segment_id").fetchall()
             if segs:

@@ -16,6 +16,17 @@ def settings(tmp_path, monkeypatch):
     return config.load(root)
 
 
+@pytest.fixture
+def generator_settings(tmp_path, monkeypatch):
+    """A data directory that is the generator's deployment (its overlay and EUR), as `seg generate` leaves it."""
+    from seg.generate import DEPLOYMENT
+
+    root = tmp_path / "data"
+    monkeypatch.setenv("SEG_DATA_DIR", str(root))
+    config.write_deployment(root, DEPLOYMENT, "")
+    return config.load(root)
+
+
 @pytest.fixture(scope="session")
 def dagbag(tmp_path_factory):
     """Every DAG file parsed by Airflow itself, once per test session.

@@ -3,8 +3,8 @@
 -- seg/dbt_baseline.py. It is not part of the pipeline; dbt only lists it as an analysis.
 --
 -- Run by seg.dbt_baseline.run_hand_written() on a separate DuckDB file over the same lake, which first defines:
---   views raw_<source> over the lake Parquet files, tables currency_rates and rfm_segments (the dbt seeds),
---   DuckDB variable as_of_date (DATE).
+--   views raw_<source> over the lake Parquet files, table rfm_segments (the dbt seed), DuckDB variables as_of_date
+--   (DATE), reporting_currency and fx_max_rate_age_days.
 -- Statements are separated by lines holding only ';;'. A statement `-- @components <edges> <nodes> <out>` is not
 -- SQL: the runner computes connected components there by label propagation until nothing changes (a loop a
 -- hand-written job can afford, where the dbt model unrolls a fixed number of rounds).
@@ -25,7 +25,7 @@ qualify row_number() over (partition by customer_id order by updated_at desc, in
 create or replace temp table ord as
 select
     order_id, customer_id, nullif(lower(trim(email)), '') as email, ordered_at, channel,
-    coalesce(status, 'completed') as status, cast(amount as decimal(18, 2)) as amount, coalesce(currency, 'EUR') as currency
+    coalesce(status, 'completed') as status, cast(amount as decimal(18, 2)) as amount, coalesce(currency, getvariable('reporting_currency')) as currency
 from raw_orders
 where ingest_date <= getvariable('as_of_date') and ordered_at < getvariable('as_of_date') + interval 1 day
 qualify row_number() over (partition by order_id order by ingest_date desc, _source_file desc, _row_number desc) = 1
@@ -145,7 +145,9 @@ with lines as (
 select
     o.order_id, coalesce(bc.person_id, be.person_id) as person_id, o.customer_id, o.customer_id is null as is_guest_order,
     o.ordered_at, cast(o.ordered_at as date) as order_date, o.channel, o.status, o.status = 'completed' as is_completed,
-    o.currency, o.amount, cast(round(o.amount * r.rate_to_eur, 2) as decimal(18, 2)) as amount_eur,
+    o.currency, o.amount,
+    case when o.currency = getvariable('reporting_currency') then o.amount
+         else cast(round(o.amount * r.rate, 2) as decimal(18, 2)) end as amount_reporting,
     l.order_id is not null as has_items, coalesce(l.line_count, 0) as line_count, coalesce(l.unit_count, 0) as unit_count,
     l.gross_item_amount, l.discount_amount,
     round(cast(l.discount_amount as double) / nullif(cast(l.gross_item_amount as double), 0), 6) as item_discount_share,
@@ -154,7 +156,15 @@ from ord o
 left join id_customer bc on bc.identifier_value = o.customer_id
 left join id_email be on be.identifier_value = o.email
 left join lines l on l.order_id = o.order_id
-left join currency_rates r on r.currency = o.currency
+left join (
+    -- the latest rate to the reporting currency on or before the order date, at most fx_max_rate_age_days old
+    select o2.order_id, arg_max(cast(f.rate as decimal(18, 8)), f.rate_date) as rate
+    from ord o2
+    join raw_fx_rates f on f.from_currency = o2.currency and f.to_currency = getvariable('reporting_currency')
+        and f.rate_date <= cast(o2.ordered_at as date)
+        and f.rate_date >= cast(o2.ordered_at as date) - to_days(cast(getvariable('fx_max_rate_age_days') as integer))
+    group by o2.order_id
+) r on r.order_id = o.order_id
 ;;
 -- sessions (full sessionisation every run) ------------------------------------------------------------------------
 create or replace temp table ev_sessions as
@@ -263,7 +273,7 @@ left join activity a on a.person_id = p.person_id
 create or replace table hand.customer_rfm as
 with measured as (
     select person_id, max(order_date) as last_order_date, count(distinct order_id) as frequency,
-        cast(sum(amount_eur) as decimal(18, 2)) as monetary
+        cast(sum(amount_reporting) as decimal(18, 2)) as monetary
     from hand.orders where is_completed and person_id is not null group by person_id
 ),
 scored as (

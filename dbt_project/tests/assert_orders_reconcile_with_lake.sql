@@ -115,7 +115,7 @@ completed_totals as (
 
     select
         count(*) as order_count,
-        coalesce(sum(amount_eur), 0) as revenue
+        coalesce(sum(amount_reporting), 0) as revenue
     from mart_orders
     where
         is_completed

@@ -13,6 +13,7 @@ For one source and one ingest date the batch is `lake.<source>` filtered on `ing
     row_rule         the contract's row rules (DuckDB SQL)
     duplicate_key    the primary key is unique within the day
 
+The contract is the deployment's: the shared one plus its overlay (deployment.contract_overlay), as landing used.
 Landing already quarantines rows that break the contract, so a failure here means landing and the contract
 disagree (a landing bug, or a contract change landing has not picked up).
 """
@@ -27,7 +28,7 @@ import great_expectations.expectations as gxe
 
 from expectations import duckdb_compat as compat
 from expectations.suites._base import GateContext, SuiteBuilder, Target
-from seg.contract import Source, load_contract
+from seg.contract import Source, for_settings
 
 LINEAGE_COLUMNS = ("_source_file", "_row_number")
 NUMERIC_TYPES = ("integer", "bigint", "double")
@@ -61,7 +62,7 @@ def _bound(column_type: str, value: object) -> object:
 
 def contract_suite(name: str, source_name: str, ctx: GateContext) -> SuiteBuilder:
     """A SuiteBuilder holding every contract-derived expectation of one source (callers may add more)."""
-    source: Source = load_contract().source(source_name)
+    source: Source = for_settings(ctx.settings).source(source_name)  # the deployment's overlay included
     b = SuiteBuilder(name, ctx)
     idx = ctx.index_columns
 

@@ -17,6 +17,9 @@ thresholds and severities in gates.yml, suites.raw__ingest):
     duplicate_files      exact copies of files already landed (quarantined whole)
     amount_distribution  median amount of the day within [amount_low, amount_high] x the trailing median of daily
                          medians (catches amounts in cents: plausible one by one, wrong as a whole)
+    amount_outliers      rows whose amount is above amount_outlier_factor x the median amount of the source's own
+                         trailing window (warning only: a genuinely large invoice is valid data, never quarantined;
+                         the shared contract has no "typical" maximum)
     rows_reconcile       manifests: rows in = landed + quarantined, and the lake holds exactly the rows landed
 """
 
@@ -88,26 +91,36 @@ def profile_ingest(ctx: GateContext, con: duckdb.DuckDBPyConnection) -> list[str
     first = ctx.as_of_date - dt.timedelta(days=history_days)
     days = [first + dt.timedelta(days=i) for i in range(history_days + 1)]
     amounts = _t(ctx, "amount_columns") or {}
+    factor = float(_t(ctx, "amount_outlier_factor"))
     rows = []
     for source in load_contract().sources.values():
         amount = amounts.get(source.name)
+        relation = ctx.relation("lake." + source.name)
         newest = f'max("{source.timestamp}")' if source.timestamp else "cast(null as timestamp)"
         median = f'median("{amount}")' if amount else "cast(null as double)"
-        lake = {d: (n, ts, m) for d, n, ts, m in con.execute(
-            f"select ingest_date, count(*), {newest}, {median} from {ctx.relation('lake.' + source.name)} "
-            "where ingest_date between ? and ? group by ingest_date", [first, ctx.as_of_date]).fetchall()}
+        # "unusually large" is judged against the source's own amounts over the window, not a fixed maximum
+        outliers = "cast(null as bigint)"
+        if amount:
+            outliers = (f'count(*) filter (where "{amount}" > {factor} * (select median("{amount}") from {relation} '
+                        "where ingest_date between $1 and $2 and \"" + amount + "\" > 0))")
+        lake = {d: (n, ts, m, o) for d, n, ts, m, o in con.execute(
+            f"select ingest_date, count(*), {newest}, {median}, {outliers} from {relation} "
+            "where ingest_date between $1 and $2 group by ingest_date", [first, ctx.as_of_date]).fetchall()}
         for day in days:
             counts = _manifest_counts(ctx, source.name, day)
-            lake_rows, newest_at, amount_median = lake.get(day, (0, None, None))
-            rows.append((ctx.as_of_date, source.name, day, *counts.values(), lake_rows, newest_at, amount_median))
+            lake_rows, newest_at, amount_median, amount_outliers = lake.get(day, (0, None, None, None))
+            rows.append((ctx.as_of_date, source.name, day, *counts.values(), lake_rows, newest_at, amount_median,
+                         amount_outliers))
     con.execute("create schema if not exists monitoring")
     con.execute(f"""
         create table if not exists {PROFILE} (
             as_of_date date not null, source varchar not null, ingest_date date not null,
             files_landed integer, files_rejected integer, files_duplicate integer,
             rows_in bigint, rows_landed bigint, rows_quarantined bigint, duplicate_rows bigint,
-            unbalanced_files integer, lake_rows bigint, newest_at timestamp, amount_median double
+            unbalanced_files integer, lake_rows bigint, newest_at timestamp, amount_median double,
+            amount_outliers bigint
         )""")
+    con.execute(f"alter table {PROFILE} add column if not exists amount_outliers bigint")  # warehouses from before
     con.execute("begin transaction")
     try:
         con.execute(f"delete from {PROFILE} where as_of_date = ?", [ctx.as_of_date])
@@ -132,7 +145,7 @@ select
     round(today.rows_landed / nullif(history.median_rows, 0), 4) as volume_ratio,
     today.rows_quarantined / nullif(today.rows_in, 0) as quarantine_share,
     seen.newest_at,
-    today.amount_median, history.median_amount,
+    today.amount_median, history.median_amount, today.amount_outliers,
     round(today.amount_median / nullif(history.median_amount, 0), 4) as amount_ratio
 from {profile} as today
 left join (
@@ -200,6 +213,10 @@ def build_suite(ctx: GateContext) -> gx.ExpectationSuite:
            "amount_median, median_amount, amount_ratio",
            f"median amount of the day within [{a_low}, {a_high}] x the trailing median of daily medians",
            "expect_median_amount_to_be_within_trailing_band")
+    _check(b, "amount_outliers", "amount_outliers > 0", "amount_outliers, amount_median",
+           f"no amount above {float(_t(ctx, 'amount_outlier_factor')):g} x the source's median amount of the last "
+           f"{_t(ctx, 'history_days')} ingest dates (a warning: large values are kept)",
+           "expect_no_unusually_large_amounts")
     _check(b, "rows_reconcile",
            "files_landed + files_duplicate + files_rejected > 0 and (unbalanced_files > 0 or lake_rows <> rows_landed)",
            "rows_in, rows_landed, rows_quarantined, unbalanced_files, lake_rows",

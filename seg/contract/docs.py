@@ -7,6 +7,8 @@ from seg.contract import load_contract
 
 def _constraints(col) -> str:
     parts = []
+    if col.identifier:
+        parts.append("identifier (trimmed; non-empty, at most 256 characters, no control characters)")
     if col.pattern:
         parts.append(f"pattern `{col.pattern}`")
     if col.allowed:
@@ -33,6 +35,11 @@ def render_markdown() -> str:
         "landing casts every column to its type and quarantines rows that break a rule below, with the reason.",
         "Required columns must be present and non-NULL; a value that does not cast to the type is a violation;",
         "timestamps later than the end of the ingest date plus `landing.future_tolerance_hours` are in the future.",
+        "",
+        "This is the shared contract: it states what values mean. A deployment adds its own identifier formats,",
+        "code lists and typical bounds in a contract overlay (`deployment.contract_overlay`; the generator's is",
+        "`seg/generate/contract_overlay.yml`). Orders in another currency than the reporting one need a rate in",
+        "`fx_rates` for their date, or they are quarantined.",
         "",
     ]
     for source in contract.sources.values():

@@ -19,9 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from seg.config import Paths
+from seg.config import Paths, write_deployment
 from seg.contract import SOURCES
 from seg.generate.day import DaySimulator
 from seg.generate.faults import FAULT_KINDS, Fault, apply_file_faults, apply_row_faults, parse_fault, validate_faults
@@ -33,6 +34,25 @@ __all__ = ["run", "parse_fault", "Fault", "FAULT_KINDS", "file_path"]
 
 GENERATOR_VERSION = 1
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1}
+# The synthetic shop as a deployment: its identifier formats and plausible maxima (the overlay), and its money in
+# EUR. `run` writes this as the data directory's deployment.yml (config.DEPLOYMENT_FILE), so every run on generated
+# data lands under the generator's own rules; data from anywhere else is held only to the shared contract.
+DEPLOYMENT = {"contract_overlay": "seg/generate/contract_overlay.yml", "reporting_currency": "EUR"}
+# Daily reference rates to EUR the generator delivers as fx_rates (its orders are in EUR; the rates show the source
+# working end to end and let a fault or a test add orders in other currencies).
+FX_TO_EUR = {"USD": 0.92, "GBP": 1.17}
+
+
+def rates_table(day: dt.date) -> pa.Table:
+    """The day's fx_rates rows: a small deterministic wiggle around FX_TO_EUR (rates are never constant)."""
+    wiggle = 1 + 0.01 * np.sin(day.toordinal() / 7.0)
+    currencies = sorted(FX_TO_EUR)
+    return pa.table({
+        "rate_date": pa.array([day] * len(currencies), pa.date32()),
+        "from_currency": pa.array(currencies, pa.string()),
+        "to_currency": pa.array(["EUR"] * len(currencies), pa.string()),
+        "rate": pa.array([round(FX_TO_EUR[c] * wiggle, 6) for c in currencies], pa.float64()),
+    })
 
 
 def file_path(paths: Paths, source: str, day: dt.date) -> Path:
@@ -118,6 +138,7 @@ def run(paths: Paths, *, customers: int, days: int, end: dt.date, seed: int,
         for d in range(days):
             day = start + dt.timedelta(days=d)
             tables = sim.simulate(d)
+            tables["fx_rates"] = rates_table(day)
             for source in SOURCES:
                 target = file_path(paths, source, day)
                 if target.parent.exists():  # a re-run replaces the day's directory (incl. fault copies)
@@ -139,6 +160,9 @@ def run(paths: Paths, *, customers: int, days: int, end: dt.date, seed: int,
                 collect(pending.popleft())
         while pending:
             collect(pending.popleft())
+
+    write_deployment(paths.root, DEPLOYMENT,
+                     "# Written by `seg generate`: this data directory is the generator's synthetic deployment.\n")
 
     # ---------------------------------------------------------------- truth
     truth = paths.truth

@@ -33,7 +33,8 @@ from pathlib import Path
 import duckdb
 
 from seg.config import Paths, Settings
-from seg.contract import Column, Contract, Source, load_contract
+from seg.contract import IDENTIFIER_MAX_LENGTH, SOURCES, Column, Contract, Source, for_settings, load_contract
+from seg.lake import money
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class ManifestEntry:
     extra_columns: list[str] = field(default_factory=list)
     duplicate_of: str | None = None
     contract_version: int = 0
+    contract_overlay: str | None = None  # the deployment overlay the file was checked under
     landed_at: str = ""
 
 
@@ -148,6 +150,15 @@ def _column_checks(col: Column, present: bool, cast_expr: str, raw_expr: str, fu
     checks.append(f"CASE WHEN {raw_expr} IS NOT NULL AND TRY_CAST({raw_expr} AS {col.duckdb_type}) IS NULL THEN '{name}: not a {col.type}' END")
     if col.required:
         checks.append(f"CASE WHEN {raw_expr} IS NULL AND {cast_expr} IS NULL THEN '{name}: required' END")
+    if col.identifier:
+        # an identifier is trimmed text (cast_expr trims); blank is no identifier, and the rest is the meaning of
+        # "an identifier" for every deployment: its format is the overlay's `pattern`
+        if col.required:
+            checks.append(f"CASE WHEN {raw_expr} IS NOT NULL AND {cast_expr} IS NULL THEN '{name}: blank' END")
+        checks.append(f"CASE WHEN length({cast_expr}) > {IDENTIFIER_MAX_LENGTH} "
+                      f"THEN '{name}: longer than {IDENTIFIER_MAX_LENGTH} characters' END")
+        checks.append(f"CASE WHEN regexp_matches({cast_expr}, '[\\x00-\\x1f\\x7f]') "
+                      f"THEN '{name}: control characters' END")
     if col.pattern:
         checks.append(f"CASE WHEN NOT regexp_full_match({cast_expr}, {_sql_str(col.pattern)}) THEN '{name}: bad format' END")
     if col.allowed:
@@ -178,19 +189,26 @@ def _raw_expr(col: Column, present: dict[str, str]) -> str:
     return raw
 
 
-def build_validation_sql(source: Source, present: dict[str, str], file_ref: str, future_limit: str) -> str:
+def build_validation_sql(source: Source, present: dict[str, str], file_ref: str, future_limit: str,
+                         defaults: dict[str, str] | None = None, extra_checks=None) -> str:
     """One SELECT over the file: the contract columns cast to their types, and the `_reasons` of each row.
 
     `present` maps contract column -> the DuckDB type it has in the file (absent columns are missing).
+    `defaults` fills NULLs of columns the deployment decides (e.g. the reporting currency); `extra_checks(casts)`
+    returns more reason CASEs over the cast expressions (e.g. the currency conversion check).
     """
     cast_cols, checks = [], []
     casts = {}
+    defaults = defaults or {}
     for col in source.columns.values():
         raw = _raw_expr(col, present)
         cast = f"TRY_CAST({raw} AS {col.duckdb_type})" if col.name in present else f"CAST(NULL AS {col.duckdb_type})"
-        if col.default is not None:
+        if col.identifier and col.name in present:
+            cast = f"nullif(trim({cast}), '')"
+        default = defaults.get(col.name, col.default)
+        if default is not None:
             # the default fills a missing value; quarantine still shows the value as it arrived
-            cast = f"coalesce({cast}, {_literal(col, col.default) if col.type != 'varchar' else _sql_str(col.default)})"
+            cast = f"coalesce({cast}, {_literal(col, default) if col.type != 'varchar' else _sql_str(default)})"
         casts[col.name] = cast
         cast_cols.append(f"{cast} AS {_ident(col.name)}")
         checks.extend(_column_checks(col, col.name in present, cast, raw, future_limit))
@@ -199,6 +217,8 @@ def build_validation_sql(source: Source, present: dict[str, str], file_ref: str,
         names = re.compile(r"\b(" + "|".join(map(re.escape, casts)) + r")\b")
         rule_sql = names.sub(lambda m: f"({casts[m.group(1)]})", rule.sql)  # one pass: no re-substitution
         checks.append(f"CASE WHEN NOT coalesce(({rule_sql}), false) THEN 'rule {rule.name}' END")
+    if extra_checks is not None:
+        checks.extend(extra_checks(casts))
     reasons = "concat_ws('; ', " + ", ".join(checks) + ")" if checks else "''"
     return (
         "SELECT " + ", ".join(cast_cols)
@@ -225,7 +245,7 @@ def _copy(con: duckdb.DuckDBPyConnection, select_sql: str, target: Path) -> None
 
 def land_file(settings: Settings, inc: IncomingFile, contract: Contract | None = None, known_hashes: dict[str, str] | None = None) -> ManifestEntry | None:
     """Land one incoming file; returns its manifest entry, or None when it was already landed unchanged."""
-    contract = contract or load_contract()
+    contract = contract or for_settings(settings)
     paths = settings.paths
     source = contract.source(inc.source)
     mpath = manifest_path(paths, inc)
@@ -236,7 +256,7 @@ def land_file(settings: Settings, inc: IncomingFile, contract: Contract | None =
     entry = ManifestEntry(
         source=inc.source, ingest_date=inc.day, file=str(inc.path.relative_to(paths.incoming)), sha256=sha,
         size_bytes=inc.path.stat().st_size, status="landed", rows_in=None, rows_landed=0, rows_quarantined=0,
-        contract_version=contract.version, landed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        contract_version=contract.version, contract_overlay=contract.overlay, landed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     raw_target = paths.raw_partition(inc.source, inc.day) / f"{inc.stem}.parquet"
     q_target = paths.quarantine_partition(inc.source, inc.day) / f"{inc.stem}.parquet"
@@ -284,7 +304,8 @@ def land_file(settings: Settings, inc: IncomingFile, contract: Contract | None =
         future_limit = f"(DATE {_sql_str(inc.day)} + INTERVAL 1 DAY + INTERVAL {tolerance} HOUR)"
         # Only the cast values and the reasons are materialised; the raw text copies quarantine keeps are built
         # for the quarantined rows alone (casting every column of every row to text doubled the landing time).
-        checked_sql = build_validation_sql(source, present, "src", future_limit)
+        defaults, extra_checks = _money_rules(settings, con, source, present)
+        checked_sql = build_validation_sql(source, present, "src", future_limit, defaults, extra_checks)
         con.execute(f"CREATE TEMP TABLE checked AS {checked_sql}")
 
         lineage = f"{_sql_str(entry.file)} AS _source_file, _row_number"
@@ -321,9 +342,28 @@ def land_file(settings: Settings, inc: IncomingFile, contract: Contract | None =
     return entry
 
 
+def _money_rules(settings: Settings, con: duckdb.DuckDBPyConnection, source: Source, present: dict[str, str]):
+    """For orders: NULL currency means the reporting currency, and another currency needs a rate (seg/lake/money.py)."""
+    if source.name != "orders":
+        return {}, None
+    configured = settings.reporting_currency is not None
+    reporting = money.reporting_currency(settings)
+    if reporting is None and "currency" in present:
+        reporting = money.file_currency(con, "src")
+    if reporting is None:
+        return {}, None  # no currency anywhere yet: nothing to convert, nothing to fill
+    money.load_rates(con, settings, reporting)
+    max_age = int(settings["fx"]["max_rate_age_days"])
+
+    def extra(casts: dict[str, str]) -> list[str]:
+        return [money.conversion_check(casts["currency"], casts["ordered_at"], reporting, max_age, configured)]
+
+    return {"currency": reporting}, extra
+
+
 def land_source(settings: Settings, source: str, up_to: dt.date) -> dict:
     """Land every not-yet-landed (or changed) incoming file of one source dated on or before `up_to`."""
-    contract = load_contract()
+    contract = for_settings(settings)
     contract.source(source)  # fail early on an unknown source name
     known = {m["sha256"]: m["file"] for m in read_manifests(settings.paths, source) if m["status"] == "landed"}
     summary = {"source": source, "files_seen": 0, "files_landed": 0, "files_skipped": 0, "files_rejected": 0,
@@ -345,4 +385,4 @@ def land_source(settings: Settings, source: str, up_to: dt.date) -> dict:
 
 
 def land_all(settings: Settings, up_to: dt.date) -> list[dict]:
-    return [land_source(settings, source, up_to) for source in load_contract().sources]
+    return [land_source(settings, source, up_to) for source in SOURCES]  # fx_rates before orders

@@ -58,11 +58,11 @@ def connect_with_retry(settings: Settings, cfg: definitions.TriggerConfig, read_
 def land(settings: Settings, at: dt.datetime, cfg: definitions.TriggerConfig | None = None) -> dict:
     """Land new or changed incoming files of the micro-batch sources dated on the evaluation day or the day
     before (late files of older days are the daily DAG's job); unchanged files are skipped by content hash."""
-    from seg.contract import load_contract
+    from seg.contract import for_settings
     from seg.lake.landing import discover, land_file, read_manifests
 
     cfg = cfg or definitions.load()
-    contract = load_contract()
+    contract = for_settings(settings)  # the deployment's overlay, as the daily landing
     low = (at - dt.timedelta(days=1)).date().isoformat()
     out = {}
     for source in cfg.land_sources:

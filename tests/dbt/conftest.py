@@ -46,7 +46,8 @@ def full_lake(tmp_path_factory):
 @pytest.fixture(scope="session")
 def orders_only_lake(tmp_path_factory):
     """A deployment with only the orders source."""
-    return _built(tmp_path_factory, "orders_only_lake", ("orders",))
+    # the rates come along: the lake holds a USD order, which landing lets in only with its rate
+    return _built(tmp_path_factory, "orders_only_lake", ("fx_rates", "orders"))
 
 
 @pytest.fixture(scope="session")

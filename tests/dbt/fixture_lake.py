@@ -280,7 +280,17 @@ SURVEY_RESPONSES = [
     _answer("R0000000003", "sustainability_interest", "5", cid=EVE, at="2025-03-25 10:00:00"),
 ]
 
+# Dated rates to EUR (the reporting currency: most of the orders are in EUR). Anna's USD order of 2025-03-12 takes
+# the 03-10 rate (the latest on or before its date), not the later 03-14 one nor the stale 02-01 one.
+FX_RATES = [
+    {"rate_date": "2025-02-01", "from_currency": "USD", "to_currency": "EUR", "rate": 0.5, "_day": "2025-03-01"},
+    {"rate_date": "2025-03-10", "from_currency": "USD", "to_currency": "EUR", "rate": 0.92, "_day": "2025-03-10"},
+    {"rate_date": "2025-03-14", "from_currency": "USD", "to_currency": "EUR", "rate": 2.0, "_day": "2025-03-14"},
+    {"rate_date": "2025-03-10", "from_currency": "USD", "to_currency": "GBP", "rate": 0.8, "_day": "2025-03-10"},
+]
+
 ALL = {
+    "fx_rates": FX_RATES,
     "crm_customers": CRM,
     "orders": ORDERS,
     "order_items": ORDER_ITEMS,

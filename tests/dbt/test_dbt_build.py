@@ -219,10 +219,14 @@ def _ntile(ordered: list[str], buckets: int = 5) -> dict[str, int]:
 
 
 def test_rfm_matches_a_hand_computation(full_query):
-    rates = {
-        r["currency"]: float(r["rate_to_eur"])
-        for r in csv.DictReader(open(seg_dbt.PROJECT_DIR / "seeds" / "currency_rates.csv"))
-    }
+    # the conversion rule, by hand: the latest rate to EUR dated on or before the order date, at most 7 days old
+    def rate(currency: str, day: dt.date) -> float:
+        if currency == "EUR":
+            return 1.0
+        usable = [r for r in lake.FX_RATES if r["from_currency"] == currency and r["to_currency"] == "EUR"
+                  and 0 <= (day - dt.date.fromisoformat(r["rate_date"])).days <= 7]
+        return float(max(usable, key=lambda r: r["rate_date"])["rate"])
+
     segments = {
         (int(r["r_score"]), int(r["fm_score"])): r["rfm_segment"]
         for r in csv.DictReader(open(seg_dbt.PROJECT_DIR / "seeds" / "rfm_segments.csv"))
@@ -247,7 +251,7 @@ def test_rfm_matches_a_hand_computation(full_query):
         s = stats.setdefault(who, {"last": at.date(), "frequency": 0, "monetary": 0.0})
         s["last"] = max(s["last"], at.date())
         s["frequency"] += 1
-        s["monetary"] += order["amount"] * rates[order["currency"]]
+        s["monetary"] += round(order["amount"] * rate(order["currency"], at.date()), 2)
     assert stats["anna"] == {"last": dt.date(2025, 3, 20), "frequency": 3, "monetary": pytest.approx(176.0)}
     for s in stats.values():
         s["recency_days"] = (as_of - s["last"]).days
@@ -347,17 +351,19 @@ def test_a_lake_with_only_orders_builds_with_null_features_for_the_absent_source
 
 def test_a_failing_data_test_raises_naming_the_node(tmp_path, capfd, monkeypatch):
     monkeypatch.delenv(seg_dbt.VERBOSE_ENV, raising=False)  # dbt's default, quiet console
-    rows = [dict(lake.ORDERS[0], currency="CHF")]  # a currency the rate seed does not know
+    # a currency without a rate: landing would have quarantined it; written straight into the lake, dbt refuses it
+    rows = [dict(lake.ORDERS[0], currency="CHF")]
     lake.write_source(tmp_path, "orders", rows)
+    config.write_deployment(tmp_path, {"reporting_currency": "EUR"}, "")
     settings = config.load(tmp_path)
     with pytest.raises(seg_dbt.DbtError) as caught:
         seg_dbt.build(settings, lake.AS_OF, exclude="tag:features")
     message = str(caught.value)
-    assert "relationships_stg_lake__orders_currency" in message
+    assert "not_null_int_orders_attributed_amount_reporting" in message
     assert any(f["status"] == "fail" for f in caught.value.failures)
     # the quiet console still shows the failure and the closing stats line, but no per-node success lines
     console = capfd.readouterr().out
-    assert "FAIL 1 relationships_stg_lake__orders_currency" in console
+    assert "FAIL 1 not_null_int_orders_attributed_amount_reporting" in console
     assert "dbt build: Done. PASS=" in console and " ERROR=0 " not in console
     assert " OK created " not in console and "PASS not_null_" not in console
     # ... while the log file keeps every node at debug level
@@ -376,6 +382,8 @@ def test_vars_come_from_settings_and_the_as_of_date(tmp_path):
     assert seg_dbt._vars(settings, dt.date(2025, 3, 31)) == {
         "session_gap_minutes": 20,
         "lookback_days": 5,
+        "reporting_currency": "EUR",  # nothing configured, no order landed yet
+        "fx_max_rate_age_days": 7,
         "as_of_date": "2025-03-31",
     }
 

@@ -37,6 +37,14 @@ def seg_run(data_dir: Path, *args: str, env: dict | None = None, timeout: int = 
     return proc
 
 
+def as_generator_deployment(root: Path) -> None:
+    """Make a data directory holding generated incoming files the generator's deployment (its overlay and EUR), as
+    `seg generate` leaves its own data directory: the e2e tests copy only incoming/."""
+    from seg.generate import DEPLOYMENT
+
+    config.write_deployment(root, DEPLOYMENT, "# the generator's deployment (tests/e2e)\n")
+
+
 def query(settings, sql: str, params=None):
     con = duckdb.connect(str(settings.paths.warehouse), read_only=True)
     try:

@@ -12,7 +12,7 @@ import pytest
 from seg import config
 from seg.lake.landing import read_manifests
 
-from .conftest import END, query, seg_run
+from .conftest import as_generator_deployment, END, query, seg_run
 
 pytestmark = pytest.mark.e2e
 DAY1 = END - dt.timedelta(days=1)
@@ -22,6 +22,7 @@ DAY1 = END - dt.timedelta(days=1)
 def ran(generated_lake, tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e") / "data"
     shutil.copytree(generated_lake.paths.incoming, root / "incoming")
+    as_generator_deployment(root)
     settings = config.load(root)
     proc = seg_run(root, "run", "--date", END.isoformat(), "--days", "2")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]

@@ -30,7 +30,7 @@ from seg import config
 from seg.contract import SOURCES
 from seg.lake.landing import read_manifests
 
-from .conftest import query, seg_run
+from .conftest import as_generator_deployment, query, seg_run
 
 pytestmark = pytest.mark.e2e
 
@@ -108,6 +108,7 @@ def baseline(tmp_path_factory):
     clean = _generate(tmp_path_factory.mktemp("clean"), [])
     root = tmp_path_factory.mktemp("baseline") / "data"
     shutil.copytree(clean, root / "incoming", ignore=shutil.ignore_patterns(DAY.isoformat()))
+    as_generator_deployment(root)
     proc = seg_run(root, "run", "--date", BASE_DAY.isoformat())
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     settings = config.load(root)

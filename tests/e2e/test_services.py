@@ -19,7 +19,7 @@ import yaml
 
 from seg import config
 
-from .conftest import END, seg_run
+from .conftest import as_generator_deployment, END, seg_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
@@ -61,6 +61,7 @@ def test_compose_file_uses_the_settings_this_test_exercises():
 def test_dag_runs_with_airflow_on_postgres_and_mlflow_server_on_postgres(generated_lake, databases, tmp_path):
     root = tmp_path / "data"
     shutil.copytree(generated_lake.paths.incoming, root / "incoming")
+    as_generator_deployment(root)
     settings = config.load(root)
     port = free_port()
     server = subprocess.Popen(

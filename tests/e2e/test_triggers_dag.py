@@ -12,7 +12,7 @@ import pytest
 
 from seg import config
 
-from .conftest import END, query, seg_run
+from .conftest import as_generator_deployment, END, query, seg_run
 
 pytestmark = pytest.mark.e2e
 REDIS_URL = "redis://127.0.0.1:6379/13"  # DB 13: this test's own database; keys under a per-run prefix
@@ -25,6 +25,7 @@ def ran(generated_lake, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("e2e_triggers") / "data"
     shutil.copytree(generated_lake.paths.incoming, root / "incoming")
+    as_generator_deployment(root)
     prefix = f"test:e2e:{uuid.uuid4().hex[:10]}"
     triggers_yml = root / "triggers.yml"
     text = (config.REPO_ROOT / "config" / "triggers.yml").read_text().replace('key_prefix: "seg:triggers"', f'key_prefix: "{prefix}"')

@@ -50,6 +50,8 @@ def write_partition(settings, source: str, day: dt.date, rows: list[dict], name:
 def good_rows(day: dt.date = DAY) -> dict[str, list[dict]]:
     """A clean day for every source."""
     return {
+        "fx_rates": [{"rate_date": day, "from_currency": c, "to_currency": "EUR", "rate": r}
+                     for c, r in (("GBP", 1.17), ("USD", 0.92))],
         "crm_customers": [
             {"customer_id": f"C0000000{i}", "email": f"p{i}@example.com", "phone": "+49 30 123", "first_name": "A",
              "last_name": "B", "birth_date": dt.date(1980 + i, 1, 1), "gender": "FMU"[i % 3], "country": "DE",

@@ -17,7 +17,8 @@ def _duckdb_compat_installed():
 
 
 @pytest.fixture
-def lake(settings):
-    """Every source landed for DAY, orders also for the day before."""
-    write_lake(settings)
-    return settings
+def lake(generator_settings):
+    """Every source landed for DAY, orders also for the day before; the rows have the generator's shapes, so the
+    data directory is the generator's deployment (its overlay adds the identifier formats the gates check)."""
+    write_lake(generator_settings)
+    return generator_settings

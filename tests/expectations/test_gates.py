@@ -27,7 +27,7 @@ from ._lakes import (
     write_partition,
 )
 
-RAW_SUITES = {f"raw__{s}" for s in ("crm_customers", "orders", "order_items", "events", "store_visits",
+RAW_SUITES = {f"raw__{s}" for s in ("fx_rates", "crm_customers", "orders", "order_items", "events", "store_visits",
                                     "survey_responses")} | {"raw__ingest"}
 
 
@@ -163,7 +163,7 @@ def test_raw_gate_reruns_replace_their_rows_and_keep_other_dates(lake):
     assert len(keys) == len(set(keys))
     missing_rows = [r for r in by_date[PREVIOUS_DAY] if r["expectation_key"] == "row_count" and not r["success"]]
     assert {r["suite"]: r["severity"] for r in missing_rows} == {
-        "raw__crm_customers": "warning", "raw__order_items": "critical", "raw__events": "critical",
+        "raw__fx_rates": "warning", "raw__crm_customers": "warning", "raw__order_items": "critical", "raw__events": "critical",
         "raw__store_visits": "warning", "raw__survey_responses": "warning"}
 
 
@@ -176,7 +176,7 @@ def test_raw_gate_skips_sources_that_never_delivered(settings):
     assert result.success
     assert {r.suite for r in result.expectations} == {"raw__orders", "raw__ingest"}
     skipped = [n for n in result.notes if "skipped" in n]
-    assert len(skipped) == 5 and any(n.startswith("raw__events: skipped") for n in skipped)
+    assert len(skipped) == 6 and any(n.startswith("raw__events: skipped") for n in skipped)
     with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:  # typed empty views
         assert con.execute("select count(*) from lake.events").fetchone() == (0,)
 

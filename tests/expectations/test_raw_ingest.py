@@ -70,6 +70,22 @@ def test_a_day_like_the_previous_ones_passes_every_ingest_check(settings):
     assert days == 8  # the as-of date and history_days (7) before it
 
 
+def test_a_genuinely_large_order_is_a_warning_not_a_stop(settings):
+    # the shared contract has no "typical" maximum: a 120 000 invoice lands, and the gate points at it
+    history(settings)
+    today = orders(DAY, 9) + [{**orders(DAY, 10)[-1], "amount": 120_000.0}]
+    write_partition(settings, "orders", DAY, today, name="today")
+    manifest(settings, DAY, "orders_today.parquet")
+
+    result = run_gate(settings, "raw", DAY, policy=policy())
+
+    assert result.success
+    failures = ingest_failures(result)
+    assert set(failures) == {"amount_outliers"}
+    severity, samples = failures["amount_outliers"]
+    assert severity == "warning" and samples[0]["source"] == "orders" and samples[0]["amount_outliers"] == 1
+
+
 def test_a_short_day_in_cents_with_bad_files_fails_with_each_severity(settings):
     history(settings)
     write_partition(settings, "orders", DAY, orders(DAY, 3, amount=5000.0), name="today")  # 3 rows, x100
@@ -88,6 +104,7 @@ def test_a_short_day_in_cents_with_bad_files_fails_with_each_severity(settings):
         "quarantine_share_max": "critical",
         "rejected_files": "critical",
         "duplicate_files": "warning",
+        "amount_outliers": "warning",  # x100 amounts are also far above the source's own median
     }
     (volume,) = failures["volume"][1]
     assert volume["source"] == "orders" and volume["rows_landed"] == 3 and volume["median_rows"] == 10

@@ -33,7 +33,8 @@ def read(path_glob):
     return duckdb.sql(f"select * from read_parquet('{path_glob}', hive_partitioning = true) order by _row_number").fetchall()
 
 
-def test_rows_in_equal_landed_plus_quarantined_with_reasons(settings):
+def test_rows_in_equal_landed_plus_quarantined_with_reasons(generator_settings):
+    settings = generator_settings
     write_orders(settings, "orders_a", [GOOD, NO_OWNER, BAD_FORMAT_FUTURE, NEGATIVE])
     summary = landing.land_source(settings, "orders", dt.date.fromisoformat(DAY))
     assert summary["rows_in"] == 4
@@ -51,7 +52,8 @@ def test_rows_in_equal_landed_plus_quarantined_with_reasons(settings):
     assert manifest["rows_quarantined"] == 3 and manifest["reasons"]["amount: below minimum"] == 1
 
 
-def test_defaults_fill_missing_status_and_currency(settings):
+def test_defaults_fill_missing_status_and_currency(generator_settings):
+    settings = generator_settings  # reporting currency EUR
     write_orders(settings, "orders_a", [("O0000000009", "C00000001", None, "2026-01-05 10:00:00", "web", None, 1.0, None)])
     landing.land_source(settings, "orders", dt.date.fromisoformat(DAY))
     row = duckdb.sql(f"select status, currency from read_parquet('{settings.paths.raw}/orders/*/*.parquet')").fetchall()[0]
@@ -126,3 +128,71 @@ def test_files_dated_after_the_run_date_wait(settings):
 def test_unknown_source_is_a_clear_error(settings, source):
     with pytest.raises(KeyError, match="unknown source 'nope'"):
         landing.land_source(settings, source, dt.date(2026, 1, 5))
+
+
+# --- data shaped like users' exports: the shared contract alone ------------------------------------------------------
+
+def test_real_identifiers_land_as_they_are_trimmed(settings):
+    # invoice numbers, numeric customer ids, ids with spaces around: none of them the generator's shapes
+    rows = [("536365", "17850", None, "2010-12-01 08:26:00", None, None, 15.3, "GBP"),
+            ("  #1001 ", " 00001 ", None, "2010-12-01 09:00:00", None, None, 8.0, "GBP"),
+            ("   ", "17850", None, "2010-12-01 10:00:00", None, None, 1.0, "GBP"),
+            ("A\x01B", "17850", None, "2010-12-01 10:00:00", None, None, 1.0, "GBP"),
+            ("x" * 300, "17850", None, "2010-12-01 10:00:00", None, None, 1.0, "GBP"),
+            ("536366", "17850", None, "2010-12-01 11:00:00", None, None, 120000.0, "GBP")]
+    write_orders(settings, "retail", rows, day="2010-12-01")
+    summary = landing.land_source(settings, "orders", dt.date(2010, 12, 1))
+    assert (summary["rows_in"], summary["rows_landed"], summary["rows_quarantined"]) == (6, 3, 3)
+    landed = duckdb.sql(f"select order_id, customer_id, amount, currency from read_parquet('{settings.paths.raw}/orders/*/*.parquet') order by _row_number").fetchall()
+    # a genuinely large invoice is not "above maximum": that is a deployment's overlay or the gate's warning
+    assert landed == [("536365", "17850", 15.3, "GBP"), ("#1001", "00001", 8.0, "GBP"), ("536366", "17850", 120000.0, "GBP")]
+    reasons = [r[0] for r in duckdb.sql(f"select _reasons from read_parquet('{settings.paths.quarantine}/orders/*/*.parquet') order by _row_number").fetchall()]
+    assert reasons == ["order_id: blank", "order_id: control characters", "order_id: longer than 256 characters"]
+
+
+def test_the_generator_overlay_still_holds_generated_data_to_its_formats(generator_settings):
+    write_orders(generator_settings, "o", [GOOD, ("536365",) + GOOD[1:]])
+    summary = landing.land_source(generator_settings, "orders", dt.date.fromisoformat(DAY))
+    assert (summary["rows_landed"], summary["rows_quarantined"]) == (1, 1)
+    assert summary["entries"][0]["status"] == "landed"
+
+
+def test_a_single_currency_shop_needs_no_rates_and_other_currencies_are_quarantined(settings):
+    # no reporting_currency configured: the deployment's currency is the one its orders carry (CDNOW: USD)
+    write_orders(settings, "a", [GOOD[:7] + ("USD",), ("O2",) + GOOD[1:7] + (None,)])
+    first = landing.land_source(settings, "orders", dt.date.fromisoformat(DAY))
+    assert (first["rows_landed"], first["rows_quarantined"]) == (2, 0)
+    got = duckdb.sql(f"select currency from read_parquet('{settings.paths.raw}/orders/*/*.parquet') order by _row_number").fetchall()
+    assert got == [("USD",), ("USD",)]  # an empty currency is the deployment's
+    write_orders(settings, "b", [("O3",) + GOOD[1:7] + ("JPY",)])
+    second = landing.land_source(settings, "orders", dt.date.fromisoformat(DAY))
+    assert second["rows_quarantined"] == 1
+    entry = json.loads(landing.manifest_path(settings.paths, landing.discover(settings.paths, dt.date(2026, 1, 5))[1]).read_text())
+    assert list(entry["reasons"]) == ["currency: not this deployment's currency USD (set deployment.reporting_currency "
+                                      "and deliver fx_rates to accept several currencies)"]
+
+
+def write_rates(settings, day, rows):
+    target = settings.paths.incoming / "fx_rates" / day / "rates.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("rate_date,from_currency,to_currency,rate\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+
+
+def test_orders_in_other_currencies_need_a_dated_rate(settings):
+    from seg import config
+
+    config.write_deployment(settings.paths.root, {"reporting_currency": "EUR"}, "")
+    settings = config.load(settings.paths.root)
+    write_rates(settings, "2026-01-01", [("2026-01-01", "USD", "EUR", 0.9), ("2025-12-01", "CAD", "EUR", 0.7),
+                                          ("2026-01-01", "JPY", "EUR", -1)])
+    rates = landing.land_source(settings, "fx_rates", dt.date.fromisoformat(DAY))
+    assert (rates["rows_landed"], rates["rows_quarantined"]) == (2, 1)  # a negative rate is no rate
+    rows = [GOOD, GOOD[:7] + ("USD",), ("O2",) + GOOD[1:7] + ("CAD",), ("O3",) + GOOD[1:7] + ("JPY",),
+            ("O4", "C1", None, "2025-12-31 10:00:00", "web", None, 1.0, "USD"), ("O5",) + GOOD[1:7] + ("usd",)]
+    write_orders(settings, "o", rows)
+    summary = landing.land_source(settings, "orders", dt.date.fromisoformat(DAY))
+    quarantined = dict(duckdb.sql(f"select order_id, _reasons from read_parquet('{settings.paths.quarantine}/orders/*/*.parquet')").fetchall())
+    no_rate = "currency: no rate to EUR on or before the order date (fx_rates)"
+    # CAD: the only rate is 35 days old (fx.max_rate_age_days 7); JPY: none; O4: ordered before the first USD rate
+    assert quarantined == {"O2": no_rate, "O3": no_rate, "O4": no_rate, "O5": f"currency: bad format; {no_rate}"}
+    assert summary["rows_landed"] == 2

@@ -1,4 +1,4 @@
--- Orders with their lines summarised, the amount in EUR and the person who placed them.
+-- Orders with their lines summarised, the amount in the reporting currency and the person who placed them.
 with
 
 orders as (
@@ -19,9 +19,10 @@ identities as (
 
 ),
 
-currency_rates as (
+fx_rates as (
 
-    select * from {{ ref('currency_rates') }}
+    select * from {{ ref('stg_lake__fx_rates') }}
+    where to_currency = '{{ var("reporting_currency") }}'
 
 ),
 
@@ -58,6 +59,31 @@ attributed as (
 
 ),
 
+-- the latest rate to the reporting currency dated on or before the order date, at most fx_max_rate_age_days old:
+-- the rule landing applies, so every landed order has one (or is in the reporting currency already)
+rates_for_orders as (
+
+    select
+        attributed.order_id,
+        fx_rates.rate,
+        row_number() over (partition by attributed.order_id order by fx_rates.rate_date desc) as rate_rank
+    from attributed
+    inner join fx_rates
+        on
+            attributed.currency = fx_rates.from_currency
+            and fx_rates.rate_date <= cast(attributed.ordered_at as date)
+            and fx_rates.rate_date
+            >= {{ add_days('cast(attributed.ordered_at as date)', -1 * var('fx_max_rate_age_days') | int) }}
+    where attributed.currency <> '{{ var("reporting_currency") }}'
+
+),
+
+order_rates as (
+
+    select order_id, rate from rates_for_orders where rate_rank = 1
+
+),
+
 final as (
 
     select
@@ -72,7 +98,11 @@ final as (
         attributed.status = 'completed' as is_completed,
         attributed.currency,
         attributed.amount,
-        {{ money('attributed.amount * currency_rates.rate_to_eur') }} as amount_eur,
+        '{{ var("reporting_currency") }}' as reporting_currency,
+        case
+            when attributed.currency = '{{ var("reporting_currency") }}' then attributed.amount
+            else {{ money('attributed.amount * order_rates.rate') }}
+        end as amount_reporting,
         items_summarised.order_id is not null as has_items,
         coalesce(items_summarised.line_count, 0) as line_count,
         coalesce(items_summarised.unit_count, 0) as unit_count,
@@ -84,8 +114,8 @@ final as (
     from attributed
     left join items_summarised
         on attributed.order_id = items_summarised.order_id
-    left join currency_rates
-        on attributed.currency = currency_rates.currency
+    left join order_rates
+        on attributed.order_id = order_rates.order_id
 
 )
 

@@ -30,7 +30,7 @@ measured as (
         cast('{{ var("as_of_date") }}' as date) as as_of_date,
         max(order_date) as last_order_date,
         count(distinct order_id) as frequency,
-        {{ money('sum(amount_eur)') }} as monetary
+        {{ money('sum(amount_reporting)') }} as monetary
     from completed_orders
     group by person_id
 
