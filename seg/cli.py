@@ -55,8 +55,15 @@ def cmd_import(args) -> int:
     except MappingError as exc:
         print(f"seg import: {exc}\nnothing was written.", file=sys.stderr)
         return 2
+    read = summary.pop("_input", None)
+    if read:
+        line = f"input: {read['lines']:,} lines: {read['rows']:,} read, {read['rejected']:,} rejected"
+        if read["rejected"]:
+            reasons = ", ".join(f"{reason} {n}" for reason, n in (read.get("reasons") or {}).items())
+            line += f" ({reasons}) -> kept in {read['rejects_file']}"
+        print(line)
     for source, info in summary.items():
-        print(f"{source}: {info['rows']} rows -> {info['file']}")
+        print(f"{source}: {info['rows']:,} rows -> {info['file']}")
     print(f"land them with: seg run --date {args.date}")
     return 0
 

@@ -138,8 +138,10 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def _column_checks(col: Column, present: bool, cast_expr: str, raw_expr: str, future_limit: str) -> list[str]:
-    """SQL CASE expressions, each yielding a reason string or NULL, for one column."""
+def _column_checks(col: Column, present: bool, cast_expr: str, raw_expr: str, future_limit: str,
+                   typed_expr: str | None = None) -> list[str]:
+    """SQL CASE expressions, each yielding a reason string or NULL, for one column (`typed_expr`: the value cast to
+    its type, before defaults; TRY_CAST of the raw value unless given)."""
     name = col.name
     checks = []
     if not present:
@@ -147,7 +149,8 @@ def _column_checks(col: Column, present: bool, cast_expr: str, raw_expr: str, fu
             checks.append(f"'{name}: missing column'")
         return checks
     # a value that was given but does not cast to the contract type
-    checks.append(f"CASE WHEN {raw_expr} IS NOT NULL AND TRY_CAST({raw_expr} AS {col.duckdb_type}) IS NULL THEN '{name}: not a {col.type}' END")
+    typed_expr = typed_expr or f"TRY_CAST({raw_expr} AS {col.duckdb_type})"
+    checks.append(f"CASE WHEN {raw_expr} IS NOT NULL AND {typed_expr} IS NULL THEN '{name}: not a {col.type}' END")
     if col.required:
         checks.append(f"CASE WHEN {raw_expr} IS NULL AND {cast_expr} IS NULL THEN '{name}: required' END")
     if col.identifier:
@@ -189,6 +192,17 @@ def _raw_expr(col: Column, present: dict[str, str]) -> str:
     return raw
 
 
+# A UTC offset written as +0100 / -05:30 after the time of day (exports write both); normalised to +01:00.
+_OFFSET = r"([0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?)\s*([+-][0-9]{2}):?([0-9]{2})$"
+
+
+def _text_timestamp(raw: str) -> str:
+    """A timestamp given as text, as naive UTC: an offset in the text is applied (plain TIMESTAMP casting would drop
+    it: '14:22+01:00' would land as 14:22), text without one is UTC (landing's connection runs in UTC)."""
+    normalised = f"regexp_replace(trim({raw}), {_sql_str(_OFFSET)}, '\\1\\4:\\5')"
+    return f"timezone('UTC', TRY_CAST({normalised} AS TIMESTAMPTZ))"
+
+
 def build_validation_sql(source: Source, present: dict[str, str], file_ref: str, future_limit: str,
                          defaults: dict[str, str] | None = None, extra_checks=None) -> str:
     """One SELECT over the file: the contract columns cast to their types, and the `_reasons` of each row.
@@ -203,6 +217,9 @@ def build_validation_sql(source: Source, present: dict[str, str], file_ref: str,
     for col in source.columns.values():
         raw = _raw_expr(col, present)
         cast = f"TRY_CAST({raw} AS {col.duckdb_type})" if col.name in present else f"CAST(NULL AS {col.duckdb_type})"
+        if col.type == "timestamp" and col.name in present and present[col.name].upper() == "VARCHAR":
+            cast = _text_timestamp(raw)
+        typed = cast
         if col.identifier and col.name in present:
             cast = f"nullif(trim({cast}), '')"
         default = defaults.get(col.name, col.default)
@@ -211,7 +228,7 @@ def build_validation_sql(source: Source, present: dict[str, str], file_ref: str,
             cast = f"coalesce({cast}, {_literal(col, default) if col.type != 'varchar' else _sql_str(default)})"
         casts[col.name] = cast
         cast_cols.append(f"{cast} AS {_ident(col.name)}")
-        checks.extend(_column_checks(col, col.name in present, cast, raw, future_limit))
+        checks.extend(_column_checks(col, col.name in present, cast, raw, future_limit, typed))
     for rule in source.rules:
         # rules are written over contract column names: evaluate them over the cast values
         names = re.compile(r"\b(" + "|".join(map(re.escape, casts)) + r")\b")
@@ -276,6 +293,7 @@ def land_file(settings: Settings, inc: IncomingFile, contract: Contract | None =
     con = duckdb.connect(":memory:")
     try:
         con.execute(f"SET threads = {int(settings['warehouse']['threads'])}")
+        con.execute("SET TimeZone = 'UTC'")  # text timestamps without an offset are UTC, whatever the machine's zone
         try:
             described = con.execute(f"DESCRIBE SELECT * FROM {_read_expression(inc)}").fetchall()
             rows_in = con.execute(f"SELECT count(*) FROM {_read_expression(inc)}").fetchone()[0]

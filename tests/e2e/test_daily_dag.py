@@ -10,9 +10,10 @@ import shutil
 import pytest
 
 from seg import config
+from seg.contract import SOURCES
 from seg.lake.landing import read_manifests
 
-from .conftest import as_generator_deployment, END, query, seg_run
+from .conftest import END, as_generator_deployment, query, seg_run
 
 pytestmark = pytest.mark.e2e
 DAY1 = END - dt.timedelta(days=1)
@@ -51,8 +52,7 @@ def test_every_stage_ran_and_is_reported(ran):
 def test_landing_reconciles_and_the_corrupt_file_is_rejected_with_its_reason(ran):
     settings, _ = ran
     incoming_files = sorted(p for p in settings.paths.incoming.rglob("*") if p.is_file())
-    entries = [e for source in ("crm_customers", "orders", "order_items", "events", "store_visits", "survey_responses")
-               for e in read_manifests(settings.paths, source)]
+    entries = [e for source in SOURCES for e in read_manifests(settings.paths, source)]
     assert len(entries) == len(incoming_files), "every incoming file has a manifest entry"
     for e in entries:
         if e["status"] != "rejected":

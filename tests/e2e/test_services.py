@@ -19,7 +19,7 @@ import yaml
 
 from seg import config
 
-from .conftest import as_generator_deployment, END, seg_run
+from .conftest import END, as_generator_deployment, seg_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"

@@ -12,7 +12,7 @@ import pytest
 
 from seg import config
 
-from .conftest import as_generator_deployment, END, query, seg_run
+from .conftest import END, as_generator_deployment, query, seg_run
 
 pytestmark = pytest.mark.e2e
 REDIS_URL = "redis://127.0.0.1:6379/13"  # DB 13: this test's own database; keys under a per-run prefix

@@ -196,3 +196,19 @@ def test_orders_in_other_currencies_need_a_dated_rate(settings):
     # CAD: the only rate is 35 days old (fx.max_rate_age_days 7); JPY: none; O4: ordered before the first USD rate
     assert quarantined == {"O2": no_rate, "O3": no_rate, "O4": no_rate, "O5": f"currency: bad format; {no_rate}"}
     assert summary["rows_landed"] == 2
+
+
+def test_text_timestamps_with_utc_offsets_land_as_utc(settings):
+    # exports write offsets as +01:00, +0100 or Z; a plain TIMESTAMP cast would drop them (14:22+01:00 -> 14:22)
+    rows = [("A1", "17850", None, "2024-03-05T14:22:10+01:00", None, None, 1.0, "GBP"),
+            ("A2", "17850", None, "2024-03-05 14:22:10 +0100", None, None, 1.0, "GBP"),
+            ("A3", "17850", None, "2024-03-05 14:22:10 -05:30", None, None, 1.0, "GBP"),
+            ("A4", "17850", None, "2024-03-05T14:22:10Z", None, None, 1.0, "GBP"),
+            ("A5", "17850", None, "2024-03-05 14:22:10", None, None, 1.0, "GBP")]
+    write_orders(settings, "offsets", rows, day="2024-03-05", fmt="csv")
+    summary = landing.land_source(settings, "orders", dt.date(2024, 3, 5))
+    assert summary["rows_landed"] == 5
+    got = dict(duckdb.sql(f"select order_id, ordered_at from read_parquet('{settings.paths.raw}/orders/*/*.parquet')").fetchall())
+    assert got == {"A1": dt.datetime(2024, 3, 5, 13, 22, 10), "A2": dt.datetime(2024, 3, 5, 13, 22, 10),
+                   "A3": dt.datetime(2024, 3, 5, 19, 52, 10), "A4": dt.datetime(2024, 3, 5, 14, 22, 10),
+                   "A5": dt.datetime(2024, 3, 5, 14, 22, 10)}
