@@ -8,6 +8,14 @@ Families (`ml.candidates`, each can be switched off):
 - `hdbscan`: sklearn.cluster.HDBSCAN on a sub-sample of `hdbscan.sample_size` rows; k is what it finds. Noise rule:
   a noise point (label -1) is not a segment of its own: like every row outside the sub-sample it goes to the
   nearest cluster mean (the candidate's `noise_share` metric says how many were noise).
+- `rfm`: the classic RFM-score baseline. The RFM score is the sum of the preprocessed (log-scaled, standardised,
+  winsorised) frequency and monetary value minus the recency (`rfm.recency` / `rfm.frequency` / `rfm.monetary`
+  name the feature columns; those present are used), cut at its quantiles into k equal-frequency bands for every
+  k (a mass of tied scores, e.g. the one-order customers, stays in one band). Served like every candidate as
+  nearest centres: k centres on the score axis whose midpoints are the cuts, so the served segment is exactly the
+  band. No random step and one dimension: the same rows give the same segments, a resample moves only the cuts,
+  so a stable, explainable candidate exists on any data with an order history. Its bootstrap stability is
+  computed like any other family's.
 
 Whatever the family, a candidate is served as its cluster means: every row's segment is the nearest mean in the
 preprocessed space (`centroid_model`). The metrics are therefore computed on those nearest-mean labels of the
@@ -22,8 +30,13 @@ whole fit sample, so they describe exactly what would be served:
 Selection rule (`select`): eligible = every segment holds >= `min_segment_share` of the fit sample and there are
 at least 2 segments. Eligible candidates are ranked by the mean of their ranks in silhouette, Davies-Bouldin and
 Calinski-Harabasz (tied values share their average rank; ties in the mean go to the smaller k, then family order). Walking down that ranking, the first candidate
-whose stability is >= `selection.min_stability` wins. If none of the top N is stable enough, the most stable of
-them wins; if no candidate is eligible at all, the best mean rank overall wins. The reason says which case.
+whose stability is >= `selection.min_stability` wins. If none of the top N is stable enough, the best-ranked
+eligible baseline (BASELINE_FAMILIES: `rfm`) that is stable enough wins; failing that, the most stable of them
+all. If no candidate is eligible at all, the best mean rank overall wins. The reason says which case.
+
+`weaknesses(metrics, cfg)` lists, as sentences, where the chosen candidate misses a bar (stability below
+`selection.min_stability`, silhouette below `selection.min_silhouette`, a segment smaller than
+`min_segment_share`): the first model of a deployment is promoted anyway and carries them (ml/train.py).
 """
 
 from __future__ import annotations
@@ -46,7 +59,11 @@ from sklearn.metrics import (
 )
 from sklearn.mixture import GaussianMixture
 
-FAMILIES = ("kmeans", "ward", "gmm", "hdbscan")
+FAMILIES = ("kmeans", "ward", "gmm", "hdbscan", "rfm")
+# Deterministic, explainable families tried when no top-ranked candidate is stable enough (see `select`).
+BASELINE_FAMILIES = ("rfm",)
+# The RFM score's roles: (config key under ml.candidates.rfm, True if a higher value is better).
+RFM_ROLES = (("recency", False), ("frequency", True), ("monetary", True))
 # Coordinate of the unreachable centre that stands in for a segment id the model does not have (see
 # centroid_model); preprocessed features are standardised, so real rows sit within a few units of 0.
 PLACEHOLDER_COORDINATE = 1.0e6
@@ -275,8 +292,101 @@ def fit_hdbscan(x: np.ndarray, cfg: Mapping[str, Any]) -> list[Candidate]:
     return [_finish("hdbscan", x, centers, cfg, params, refit, noise)]
 
 
-def fit_candidates(x: np.ndarray, ks: Sequence[int], cfg: Mapping[str, Any]) -> list[Candidate]:
-    """Every enabled family's candidates, in FAMILIES order then k."""
+def rfm_columns(fam: Mapping[str, Any], columns: Mapping[str, int]) -> list[tuple[int, bool]]:
+    """(column index in x, higher is better) for each configured RFM role whose feature is in `columns`."""
+    out = []
+    for role, higher_is_better in RFM_ROLES:
+        feature = fam.get(role)
+        if feature and feature in columns:
+            out.append((int(columns[feature]), higher_is_better))
+    return out
+
+
+def rfm_direction(n_features: int, roles: Sequence[tuple[int, bool]]) -> np.ndarray:
+    """Unit vector of the RFM score in x: +1 on frequency and monetary, -1 on recency (higher = better)."""
+    w = np.zeros(n_features)
+    for col, higher_is_better in roles:
+        w[col] = 1.0 if higher_is_better else -1.0
+    return w / np.linalg.norm(w)
+
+
+def rfm_cuts(score: np.ndarray, k: int) -> np.ndarray | None:
+    """The k-1 cut points of k equal-frequency bands of `score`: its j/k quantiles, each moved to the middle of the
+    gap between two distinct scores so that no customer lies on a cut (a mass of tied scores stays in one band).
+    None when the score has too few distinct values for k non-empty bands."""
+    values = np.unique(score)
+    if values.size < k:
+        return None
+    q = np.quantile(score, np.arange(1, k) / k)
+    pos = np.clip(np.searchsorted(values, q, side="right"), 1, values.size - 1)
+    cuts = (values[pos - 1] + values[pos]) / 2.0
+    if np.unique(cuts).size != k - 1:
+        return None
+    return cuts
+
+
+def rfm_positions(cuts: np.ndarray, natural: float) -> np.ndarray | None:
+    """Positions a_0 < ... < a_(k-1) on the score axis whose consecutive midpoints are exactly `cuts`, so that the
+    nearest of the centres mean + a_i * direction is the customer's band. a_0 = cuts[0] - d and every next one is
+    the mirror image of the previous one in the cut between them; d is taken as close to `natural` (the gap from
+    the first cut to band 0's mean score) as the order allows. None when no d keeps them in order."""
+    k = cuts.size + 1
+    offset = np.empty(k)  # a_i = offset_i + sign_i * d
+    sign = np.empty(k)
+    offset[0], sign[0] = cuts[0], -1.0
+    for i in range(k - 1):
+        offset[i + 1], sign[i + 1] = 2.0 * cuts[i] - offset[i], -sign[i]
+    # a_i < cuts[i] for i < k-1 (the mirror images then lie above their cuts)
+    lo = max([0.0] + [offset[i] - cuts[i] for i in range(k - 1) if sign[i] < 0])
+    hi = min([np.inf] + [cuts[i] - offset[i] for i in range(k - 1) if sign[i] > 0])
+    if not lo < hi:
+        return None
+    margin = 0.05 * (hi - lo) if np.isfinite(hi) else 0.05 * max(natural - lo, 1e-6)
+    d = float(np.clip(natural, lo + margin, hi - margin if np.isfinite(hi) else np.inf))
+    return offset + sign * d
+
+
+def rfm_centers(rows: np.ndarray, k: int, direction: np.ndarray) -> np.ndarray | None:
+    """Centres whose nearest-centre labelling is the k RFM bands of `rows` (None: no such k bands)."""
+    base = rows.mean(axis=0)
+    score = (rows - base) @ direction
+    cuts = rfm_cuts(score, k)
+    if cuts is None:
+        return None
+    natural = float(cuts[0] - score[score < cuts[0]].mean())
+    positions = rfm_positions(cuts, natural)
+    if positions is None:
+        return None
+    return base[None, :] + positions[:, None] * direction[None, :]
+
+
+def fit_rfm(x: np.ndarray, ks: Sequence[int], cfg: Mapping[str, Any], columns: Mapping[str, int]) -> list[Candidate]:
+    fam = cfg["candidates"]["rfm"]
+    roles = rfm_columns(fam, columns)
+    if not roles:
+        return []  # no recency / frequency / monetary column among the features: no baseline
+    direction = rfm_direction(x.shape[1], roles)
+    used = ",".join(str(fam[role]) for role, _ in RFM_ROLES if fam.get(role) in columns)
+    out = []
+    for k in ks:
+        centers = rfm_centers(x, k, direction)
+        if centers is None:  # too few distinct scores for k bands, or bands too uneven to serve: skip
+            continue
+
+        def refit(rows, seed, k=k, fallback=centers):
+            got = rfm_centers(rows, k, direction)
+            return fallback if got is None else got
+
+        params = {"scores": used, "bands": "equal-frequency bands of the RFM score"}
+        out.append(_finish("rfm", x, centers, cfg, params, refit))
+    return out
+
+
+def fit_candidates(
+    x: np.ndarray, ks: Sequence[int], cfg: Mapping[str, Any], columns: Mapping[str, int] | None = None
+) -> list[Candidate]:
+    """Every enabled family's candidates, in FAMILIES order then k. `columns` ({feature: column of x}, see
+    ml.features.value_columns) tells the `rfm` family where recency, frequency and monetary are."""
     fams = cfg["candidates"]
     out: list[Candidate] = []
     if fams["kmeans"].get("enabled", True):
@@ -287,6 +397,8 @@ def fit_candidates(x: np.ndarray, ks: Sequence[int], cfg: Mapping[str, Any]) -> 
         out += fit_gmm(x, ks, cfg)
     if fams["hdbscan"].get("enabled", True):
         out += fit_hdbscan(x, cfg)
+    if fams.get("rfm", {}).get("enabled", False) and columns:
+        out += fit_rfm(x, ks, cfg, columns)
     if not out:
         raise ValueError("no candidate could be fitted: enable at least one family in ml.candidates")
     return out
@@ -392,8 +504,40 @@ def select(
                 f"Calinski-Harabasz among {len(eligible)}/{len(pool)} candidates with every segment >= {min_share} "
                 f"and stability (bootstrap ARI) {c.metrics['stability']:.3f} >= {min_stability}"
             )
-    best = max(shortlist, key=lambda c: np.nan_to_num(c.metrics["stability"], nan=-1.0))
+    shortlisted = {id(c) for c in shortlist}
+    baselines = [c for c in ranked if c.family in BASELINE_FAMILIES and id(c) not in shortlisted]
+    for c in baselines:
+        if stab(c) >= min_stability:
+            return c, (
+                f"{c.name}: none of the top {len(shortlist)} eligible candidates reached stability {min_stability}; "
+                f"took the best-ranked stable baseline (mean rank {c.metrics['mean_rank']:.2f}, stability "
+                f"{c.metrics['stability']:.3f})"
+            )
+    tried = [*shortlist, *baselines]
+    best = max(tried, key=lambda c: np.nan_to_num(c.metrics["stability"], nan=-1.0))
     return best, (
-        f"{best.name}: none of the top {len(shortlist)} eligible candidates reached stability {min_stability}; "
-        f"took the most stable of them ({best.metrics['stability']:.3f})"
+        f"{best.name}: none of the top {len(shortlist)} eligible candidates"
+        + (f" nor the {len(baselines)} baselines" if baselines else "")
+        + f" reached stability {min_stability}; took the most stable of them ({best.metrics['stability']:.3f})"
     )
+
+
+def weaknesses(metrics: Mapping[str, float], cfg: Mapping[str, Any]) -> list[str]:
+    """Where a chosen candidate misses a quality bar, one short sentence each (empty: none)."""
+    sel = cfg["selection"]
+    out = []
+    stability_value = metrics.get("stability")
+    min_stability = float(sel["min_stability"])
+    if stability_value is None or not np.isfinite(stability_value):
+        out.append("stability not measured")
+    elif stability_value < min_stability:
+        out.append(f"stability {stability_value:.3f} < {min_stability} (ml.selection.min_stability)")
+    min_silhouette = sel.get("min_silhouette")
+    silhouette_value = metrics.get("silhouette")
+    if min_silhouette is not None and silhouette_value is not None and silhouette_value < float(min_silhouette):
+        out.append(f"silhouette {silhouette_value:.3f} < {float(min_silhouette)} (ml.selection.min_silhouette)")
+    min_share = float(cfg["min_segment_share"])
+    smallest = metrics.get("min_segment_share")
+    if smallest is not None and smallest < min_share:
+        out.append(f"smallest segment {smallest:.1%} < {min_share:.0%} of customers (ml.min_segment_share)")
+    return out

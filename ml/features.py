@@ -188,16 +188,32 @@ def bin_proportions(
     return out
 
 
-def build_preprocessor(features: Sequence[str], log_features: Sequence[str]) -> ColumnTransformer:
+def build_preprocessor(
+    features: Sequence[str], log_features: Sequence[str], clip_z: float | None = None
+) -> ColumnTransformer:
     """Unfitted preprocessing for `features` (a DataFrame with those columns, NaN for missing).
 
     Heavy-tailed columns (`log_features`) are clipped at 0 and log1p-transformed; every column is standardised
-    (StandardScaler ignores NaN when fitting and keeps it), then median-imputed by SimpleImputer with
+    (StandardScaler ignores NaN when fitting and keeps it), winsorised at +-`clip_z` standard deviations when
+    `clip_z` is set (`ml.preprocessing.clip_z`: a few extreme customers, e.g. the one who bought 200 times, then
+    cannot pull a centroid of their own or dominate the distances), then median-imputed by SimpleImputer with
     `add_indicator=True`. Imputing after scaling keeps the missing-value indicators as plain 0/1 columns: scaled,
     a flag that is rarely set would get a huge value and pull a cluster of its own. Only stock scikit-learn /
     numpy callables are used so the fitted pipeline serialises with skops (see SKOPS_TRUSTED_TYPES) and loads
     without this package.
     """
+
+    def scaled() -> list[tuple[str, object]]:
+        steps: list[tuple[str, object]] = [("scale", StandardScaler())]
+        if clip_z is not None:
+            z = float(clip_z)
+            if not z > 0:
+                raise ValueError(f"ml.preprocessing.clip_z must be positive, got {clip_z}")
+            kw = {"a_min": -z, "a_max": z}
+            steps.append(("winsorise", FunctionTransformer(np.clip, kw_args=kw, feature_names_out="one-to-one")))
+        steps.append(("impute", SimpleImputer(strategy="median", add_indicator=True)))
+        return steps
+
     log_set = set(log_features)
     log_cols = [f for f in features if f in log_set]
     lin_cols = [f for f in features if f not in log_set]
@@ -208,14 +224,7 @@ def build_preprocessor(features: Sequence[str], log_features: Sequence[str]) -> 
         transformers.append(
             (
                 "log",
-                Pipeline(
-                    [
-                        ("clip", clip),
-                        ("log1p", log1p),
-                        ("scale", StandardScaler()),
-                        ("impute", SimpleImputer(strategy="median", add_indicator=True)),
-                    ]
-                ),
+                Pipeline([("clip", clip), ("log1p", log1p), *scaled()]),
                 log_cols,
             )
         )
@@ -223,18 +232,61 @@ def build_preprocessor(features: Sequence[str], log_features: Sequence[str]) -> 
         transformers.append(
             (
                 "linear",
-                Pipeline(
-                    [
-                        ("scale", StandardScaler()),
-                        ("impute", SimpleImputer(strategy="median", add_indicator=True)),
-                    ]
-                ),
+                Pipeline(scaled()),
                 lin_cols,
             )
         )
     if not transformers:
         raise ValueError("no features to preprocess")
     return ColumnTransformer(transformers, remainder="drop")
+
+
+def screen_features(
+    frame: pd.DataFrame, features: Sequence[str], min_non_null_share: float, max_mode_share: float
+) -> dict[str, str]:
+    """{feature: reason} for the features of the fit sample that cannot separate customers.
+
+    - no value at all, or fewer than `min_non_null_share` of the rows with a value (the feature would be the
+      imputed median nearly everywhere and its missing flag a handful of ones);
+    - a single distinct value (constant: e.g. `web_order_share` = 0 for a deployment whose orders carry no
+      channel), or one value in more than `max_mode_share` of the valued rows (near-zero variance).
+    A lifetime total with a mass at one value (most customers bought once) stays: the rest of its rows carry the
+    information. Reasons name the setting to change.
+    """
+    out: dict[str, str] = {}
+    n = len(frame)
+    for f in features:
+        col = frame[f].to_numpy(dtype="float64")
+        valued = col[np.isfinite(col)]
+        if valued.size == 0:
+            out[f] = "no value in the fit sample"
+            continue
+        share = valued.size / n
+        if share < min_non_null_share:
+            out[f] = (
+                f"only {share:.2%} of the fit sample has a value "
+                f"(< ml.preprocessing.min_non_null_share {min_non_null_share})"
+            )
+            continue
+        _, counts = np.unique(valued, return_counts=True)
+        if counts.size == 1:
+            out[f] = f"constant in the fit sample (every value is {valued[0]:g})"
+        elif counts.max() / valued.size > max_mode_share:
+            out[f] = (
+                f"one value in {counts.max() / valued.size:.2%} of the fit sample's values "
+                f"(> ml.preprocessing.max_mode_share {max_mode_share})"
+            )
+    return out
+
+
+def value_columns(preprocess: ColumnTransformer) -> dict[str, int]:
+    """{feature: index of its value column} in the fitted preprocessor's output (missing flags left out)."""
+    out: dict[str, int] = {}
+    for i, name in enumerate(preprocess.get_feature_names_out()):
+        _, _, feature = str(name).partition("__")
+        if not feature.startswith("missingindicator_"):
+            out[feature] = i
+    return out
 
 
 def profile_space(frame: pd.DataFrame, features: Sequence[str], log_features: Sequence[str]) -> pd.DataFrame:

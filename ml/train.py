@@ -4,10 +4,14 @@
 
 1. Reads `marts.customer_features` read-only. Configured features (`ml.features` + `ml.lifecycle_features`) that
    are missing or entirely NULL are dropped (and recorded); up to `ml.fit_sample_size` rows are sampled in DuckDB
-   by a seeded hash of person_id (deterministic, stable from day to day).
-2. Fits the preprocessing (`ml.features.build_preprocessor`: clip+log1p for `ml.log_features`, standard scaling,
-   median imputation with missing indicators) once, then the candidate families of `ml.evaluate` (MiniBatchKMeans
-   and GaussianMixture per k, Ward on a sub-sample cut at every k, HDBSCAN with noise -> nearest cluster).
+   by a seeded hash of person_id (deterministic, stable from day to day). Features that cannot separate customers
+   in the fit sample (almost no value, constant or nearly so: `ml.preprocessing`) are dropped and recorded too.
+   Data that cannot be segmented at all raises `UnsegmentableData` (a RuntimeError) saying what to change: fewer
+   customers than `ml.k_min` x `ml.min_rows_per_segment`, no usable feature, fewer than k_min distinct customers.
+2. Fits the preprocessing (`ml.features.build_preprocessor`: clip+log1p for `ml.log_features`, standard scaling
+   winsorised at +-`ml.preprocessing.clip_z`, median imputation with missing indicators) once, then the candidate
+   families of `ml.evaluate` (MiniBatchKMeans and GaussianMixture per k, Ward on a sub-sample cut at every k,
+   HDBSCAN with noise -> nearest cluster, the deterministic RFM-score baseline).
 3. Selection (`ml.evaluate.select`): eligible = every segment >= `ml.min_segment_share`; mean rank of silhouette,
    Davies-Bouldin and Calinski-Harabasz; the best whose bootstrap stability (ARI between refits) reaches
    `ml.selection.min_stability`.
@@ -23,8 +27,10 @@
    explicit pip pins, registered as `ml.registered_model_name`. The model directory carries
    `extra_files/reference.json` (drift reference, segment mix, the segment profiles and population statistics
    used by `ml.explain`) and `extra_files/segment_names.json`.
-6. Promotion: the new version takes the `champion` alias when there is no champion, or its silhouette is not worse
-   than the champion's by more than `ml.promotion_silhouette_tolerance` AND its stability reaches
+6. Promotion: the new version takes the `champion` alias when there is no champion (whatever its quality: a
+   deployment always gets segments; where it misses a bar, `ml.evaluate.weaknesses`, is tagged on the run and the
+   version as `promotion_weaknesses` and returned as `weaknesses`), or when its silhouette is not worse than the
+   champion's by more than `ml.promotion_silhouette_tolerance` AND its stability reaches
    `ml.selection.min_stability`; otherwise it takes `challenger` and the reason is tagged on the run and version.
    Both silhouettes are measured on today's fit sample in today's preprocessed space (the champion's segments of
    today's customers): the champion's own training silhouette describes data that may have drifted since, and a
@@ -59,6 +65,10 @@ log = logging.getLogger(__name__)
 
 SIGNATURE_ROWS = 1000
 INPUT_EXAMPLE_ROWS = 5
+
+
+class UnsegmentableData(RuntimeError):
+    """The feature table cannot be segmented at all; the message says what to change."""
 
 
 def should_train(settings: Settings, as_of_date: date, *, force: bool = False) -> tuple[bool, str]:
@@ -107,11 +117,13 @@ def promotion_decision(
     min_stability: float | None = None,
     basis: str = "recorded",
 ) -> tuple[bool, str]:
-    """(promote?, reason) for the rule in the module docstring: quality not worse beyond tolerance AND stable."""
-    if stability is not None and min_stability is not None and not stability >= min_stability:
-        return False, f"stability {stability:.3f} is below ml.selection.min_stability {min_stability}"
+    """(promote?, reason) for the rule in the module docstring: the first model is always promoted (a deployment
+    always gets segments; its weaknesses are recorded apart); later ones must be stable AND not worse beyond
+    tolerance."""
     if champion is None:
         return True, "no champion yet"
+    if stability is not None and min_stability is not None and not stability >= min_stability:
+        return False, f"stability {stability:.3f} is below ml.selection.min_stability {min_stability}"
     if champion_silhouette is None:
         return True, f"champion v{champion.version} has no recorded silhouette"
     if new_silhouette >= champion_silhouette - tolerance:
@@ -122,6 +134,14 @@ def promotion_decision(
     return False, (
         f"silhouette {new_silhouette:.4f} is worse than champion v{champion.version}'s "
         f"{champion_silhouette:.4f} ({basis}) by more than {tolerance}"
+    )
+
+
+def _no_feature_message(dropped: dict[str, str]) -> str:
+    reasons = "; ".join(f"{f}: {why}" for f, why in dropped.items())
+    return (
+        f"no feature of {features.FEATURE_TABLE} can separate customers ({reasons}): load a source that fills "
+        "them (orders at least), or list other columns under ml.features"
     )
 
 
@@ -178,7 +198,8 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
     """Train, log, register and (maybe) promote a segmentation model for `as_of_date`.
 
     `lineage` adds tags to the parent run (e.g. {"airflow.run_id": ...}). Returns a JSON-serialisable dict:
-    {run_id, model_version, k, family, metrics, promoted, promotion_reason, selection_reason,
+    {run_id, model_version, k, family, metrics, promoted, promotion_reason, weaknesses [sentence, ...],
+    selection_reason,
     segment_names {id: name}, matching {matched, new_segments, vanished_segments, switched_share} | None,
     features, dropped_features {feature: reason}, rows, sample_rows, as_of_date, timings {step: seconds}}.
     """
@@ -188,6 +209,8 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
+    k_min = int(cfg["k_min"])
+    prep = cfg.get("preprocessing", {})
     tracking.client(settings)
     champion = tracking.load_champion(settings)
     previous = None if champion is None else tracking.champion_version(settings)
@@ -195,19 +218,31 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
 
     t = time.perf_counter()
     with connect(settings, read_only=True) as con:
+        total_rows = features.row_count(con)
+        min_rows = k_min * int(cfg.get("min_rows_per_segment", 1))
+        if total_rows < min_rows:
+            raise UnsegmentableData(
+                f"{features.FEATURE_TABLE} holds {total_rows} customers: at least {min_rows} (ml.k_min {k_min} x "
+                f"ml.min_rows_per_segment {cfg.get('min_rows_per_segment', 1)}) are needed to form segments; "
+                "load more customers' history, or lower ml.k_min"
+            )
         selection = features.resolve_features(con, features.configured_features(settings))
         if not selection.used:
-            raise ValueError(f"no usable feature in {features.FEATURE_TABLE}: {selection.dropped}")
-        total_rows = features.row_count(con)
+            raise UnsegmentableData(_no_feature_message(selection.dropped))
         read = list(selection.used) + [f for f in (champion.features if champion else []) if f not in selection.used]
         frame = features.sample_frame(con, read, int(cfg["fit_sample_size"]), seed)
         dropped = dict(selection.dropped)
-        for f in selection.used:
-            if frame[f].isna().all():
-                dropped[f] = "no value in the fit sample"
+        dropped.update(
+            features.screen_features(
+                frame,
+                selection.used,
+                float(prep.get("min_non_null_share", 0.0)),
+                float(prep.get("max_mode_share", 1.0)),
+            )
+        )
         used = [f for f in selection.used if f not in dropped]
         if not used:
-            raise ValueError(f"no usable feature in the fit sample: {dropped}")
+            raise UnsegmentableData(_no_feature_message(dropped))
         reference = drift.build_reference(con, used, int(settings["drift"]["psi_bins"]))
         snapshot_min, snapshot_max = features.snapshot_dates(con)
         previous_segments = _previous_segments(con, frame)
@@ -216,8 +251,15 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
     x_frame = frame[used]
 
     t = time.perf_counter()
-    preprocess = features.build_preprocessor(used, log_features)
+    preprocess = features.build_preprocessor(used, log_features, prep.get("clip_z"))
     xt = np.ascontiguousarray(preprocess.fit_transform(x_frame), dtype=np.float64)
+    distinct = np.unique(xt, axis=0).shape[0]
+    if distinct < k_min:
+        raise UnsegmentableData(
+            f"the {len(frame)} sampled customers have only {distinct} distinct feature vector(s) over {used}: "
+            f"{k_min} segments (ml.k_min) cannot be told apart; check that {features.FEATURE_TABLE} is built from "
+            "the customers' real history (every customer looks the same), or add features to ml.features"
+        )
     ks = evaluate.candidate_ks(cfg, len(frame))
     experiment_id = tracking.experiment_id(settings)
     timings["preprocess_seconds"] = time.perf_counter() - t
@@ -256,6 +298,7 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
                 "n_features": len(used),
                 "log_features": ",".join(log_features),
                 "psi_bins": settings["drift"]["psi_bins"],
+                "clip_z": prep.get("clip_z"),
             }
         )
         mlflow.log_metrics({"input_rows": float(total_rows), "fit_sample_rows": float(len(frame))})
@@ -267,7 +310,7 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
 
         with threadpool_limits(limits=cfg.get("threads")):
             t = time.perf_counter()
-            candidates = evaluate.fit_candidates(xt, ks, cfg)
+            candidates = evaluate.fit_candidates(xt, ks, cfg, features.value_columns(preprocess))
             timings["fit_candidates_seconds"] = time.perf_counter() - t
             t = time.perf_counter()
             chosen, selection_reason = evaluate.select(candidates, cfg, lambda c: evaluate.stability(c, xt, cfg))
@@ -428,6 +471,9 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
             float(cfg["selection"]["min_stability"]),
             basis,
         )
+        weak = evaluate.weaknesses(chosen.metrics, cfg)
+        if promoted and previous is None and weak:
+            promotion_reason = f"{promotion_reason}: promoted despite its weaknesses ({'; '.join(weak)})"
         alias = tracking.CHAMPION if promoted else tracking.CHALLENGER
         mlc.set_registered_model_alias(name, alias, version)
         version_tags = {
@@ -439,6 +485,7 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
             "features": ",".join(used),
             "promotion": alias,
             "promotion_reason": promotion_reason,
+            "promotion_weaknesses": "; ".join(weak) or "none",
         }
         for key, value in version_tags.items():
             mlc.set_model_version_tag(name, version, key, value)
@@ -447,15 +494,19 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
                 "model_version": version,
                 "promotion": alias,
                 "promotion_reason": promotion_reason,
+                "promotion_weaknesses": "; ".join(weak) or "none",
                 "promoted": str(promoted),
             }
         )
+        mlflow.log_metric("n_weaknesses", float(len(weak)))
         timings["register_seconds"] = time.perf_counter() - t
         timings["total_seconds"] = time.perf_counter() - t0
         mlflow.log_metrics({f"timing_{k}": v for k, v in timings.items()})
         run_id = parent.info.run_id
 
     log.info("trained v%s (%s) for %s: %s; %s", version, chosen.name, iso, selection_reason, promotion_reason)
+    for w in weak:
+        log.warning("v%s (%s) is weak: %s", version, chosen.name, w)
     return {
         "run_id": run_id,
         "model_version": version,
@@ -464,6 +515,7 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
         "metrics": chosen_metrics,
         "promoted": promoted,
         "promotion_reason": promotion_reason,
+        "weaknesses": weak,
         "selection_reason": selection_reason,
         "segment_names": names,
         "matching": None

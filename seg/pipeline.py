@@ -54,15 +54,24 @@ def publish_marts(settings: Settings, as_of_date: dt.date) -> dict:
 
 def should_train(settings: Settings, drift_decision: str | None, as_of_date: dt.date) -> tuple[bool, str]:
     """Train on schedule, without a champion, or early when today's drift report decided `retrain`; but never
-    twice for one as-of date (a rerun reuses that day's model, so it changes nothing)."""
-    from ml.tracking import version_trained_on
+    twice for one as-of date while a champion exists (a rerun reuses that day's model, so it changes nothing).
+
+    Without a champion the date trains again even if it already has a version (a training that failed after
+    registering, or a store from before first models were always promoted): an unpromoted version must never
+    leave a deployment without segments, and the next training is promoted (ml/train.py)."""
+    from ml.tracking import champion_version, version_trained_on
     from ml.train import should_train as decide
 
     earlier = version_trained_on(settings, as_of_date)
-    if earlier is not None:
-        return False, f"version {earlier.version} was already trained for {as_of_date}; reusing the champion"
+    champion = champion_version(settings) if earlier is not None else None
+    if earlier is not None and champion is not None:
+        return False, (
+            f"version {earlier.version} was already trained for {as_of_date}; reusing champion v{champion.version}"
+        )
 
     train_now, reason = decide(settings, as_of_date, force=drift_decision == "retrain")
+    if earlier is not None:
+        reason = f"version {earlier.version} of {as_of_date} is not a champion and there is none; {reason}"
     if drift_decision == "retrain":
         reason = f"drift report decided retrain; {reason}"
     return train_now, reason
@@ -79,7 +88,12 @@ def load_champion(settings: Settings, as_of_date: dt.date) -> dict:
 
     version = champion_version(settings)
     if version is None:
-        raise RuntimeError("no champion model is registered yet: the train stage must run first")
+        # should_train sends every run without a champion to `train`, so this means the registry was changed
+        # between the two tasks (alias deleted by hand, another data directory's store...).
+        raise RuntimeError(
+            f"no 'champion' alias on model {settings['ml']['registered_model_name']} in "
+            f"{settings.mlflow_tracking_uri}: rerun the date (it trains and promotes a model when no champion exists)"
+        )
     return {"model_version": str(version.version), "run_id": version.run_id}
 
 

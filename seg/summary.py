@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import duckdb
 
 from seg.config import Settings
@@ -61,6 +63,7 @@ def print_summary(settings: Settings) -> None:
             pass
     finally:
         con.close()
+    _print_champion(settings)
     drift = sorted(paths.reports.glob("drift/*/drift_report.html"))
     docs = paths.reports / "data_docs" / "index.html"
     print("\nwhere to look next:")
@@ -69,3 +72,22 @@ def print_summary(settings: Settings) -> None:
     print(f"  Data Docs (GX):      {docs if docs.exists() else '(not built yet)'}")
     print(f"  drift report:        {drift[-1] if drift else '(none yet)'}")
     print(f"  quarantine:          {paths.quarantine}   manifests: {paths.manifests}")
+
+
+def _print_champion(settings: Settings) -> None:
+    """The serving model and what it is weak at: a deployment's first model is promoted even when it misses a
+    quality bar (so the deployment gets segments), and says so here."""
+    if not (settings.paths.mlflow / "mlflow.db").exists() and "MLFLOW_TRACKING_URI" not in os.environ:
+        return
+    try:
+        from ml.tracking import champion_version
+
+        version = champion_version(settings)
+    except Exception as exc:  # the summary must not fail on an unreachable tracking server
+        print(f"\nmodel: could not read the MLflow registry ({type(exc).__name__})")
+        return
+    if version is None:
+        print("\nmodel: no champion yet")
+        return
+    weaknesses = (version.tags or {}).get("promotion_weaknesses", "not recorded")
+    print(f"\nmodel: version {version.version} is the champion; weaknesses: {weaknesses}")

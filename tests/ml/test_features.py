@@ -103,3 +103,39 @@ def test_preprocessor_logs_imputes_flags_and_scales_without_warnings():
     assert set(out[:, 1]) == {0.0, 1.0} and out[2, 1] == 1.0
     observed = np.log1p(np.clip(frame["monetary"].dropna().to_numpy(), 0, None))
     assert out[0, 0] == pytest.approx((np.log1p(10.0) - observed.mean()) / observed.std())
+
+
+def test_screening_drops_constant_almost_empty_and_near_constant_features_but_keeps_a_mass_at_one():
+    n = 1000
+    frame = pd.DataFrame(
+        {
+            "web_order_share": np.zeros(n),  # an export without channels
+            "discount_share": [0.1] * 5 + [np.nan] * (n - 5),  # a value for 0.5 % of the rows
+            "store_spend": [5.0] * 2 + [0.0] * (n - 2),  # one value in 99.8 %
+            "frequency": np.where(np.arange(n) < 600, 1.0, np.arange(n) % 7 + 2.0),  # 60 % bought once
+            "brand_loyalty": np.full(n, np.nan),
+        }
+    )
+    dropped = features.screen_features(frame, list(frame.columns), 0.01, 0.995)
+    assert set(dropped) == {"web_order_share", "discount_share", "store_spend", "brand_loyalty"}
+    assert dropped["web_order_share"].startswith("constant")
+    assert "min_non_null_share" in dropped["discount_share"]
+    assert "max_mode_share" in dropped["store_spend"]
+
+
+def test_preprocessor_winsorises_extreme_customers_at_clip_z():
+    rng = np.random.default_rng(0)
+    values = np.append(rng.normal(100.0, 10.0, 999), 10_000.0)  # one customer far out in the tail
+    frame = pd.DataFrame({"recency_days": values})
+    out = features.build_preprocessor(["recency_days"], [], clip_z=3.0).fit_transform(frame)
+    assert out[:, 0].max() == pytest.approx(3.0)
+    assert np.abs(out[:-1, 0]).max() < 3.0  # everyone else untouched
+    unclipped = features.build_preprocessor(["recency_days"], []).fit_transform(frame)
+    assert unclipped[:, 0].max() > 30
+
+
+def test_value_columns_locate_each_feature_in_the_preprocessed_matrix():
+    frame = pd.DataFrame({"monetary": [1.0, np.nan, 3.0], "recency_days": [5.0, 6.0, np.nan]})
+    pre = features.build_preprocessor(["recency_days", "monetary"], ["monetary"], clip_z=5.0)
+    pre.fit(frame)
+    assert features.value_columns(pre) == {"monetary": 0, "recency_days": 2}

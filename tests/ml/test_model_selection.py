@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from mlflow.entities.model_registry import ModelVersion
 
-from ml.evaluate import PLACEHOLDER_COORDINATE, Candidate, candidate_ks, centroid_model, select
+from ml.evaluate import PLACEHOLDER_COORDINATE, Candidate, candidate_ks, centroid_model, select, weaknesses
 from ml.train import promotion_decision
 
 CFG = {"min_segment_share": 0.02, "selection": {"min_stability": 0.8, "stability_top_n": 3}}
@@ -113,3 +113,91 @@ def test_the_promotion_reason_names_the_basis_of_the_champion_silhouette():
 def test_unstable_model_is_a_challenger_even_if_better():
     promoted, reason = promotion_decision(0.60, _version("1"), 0.50, 0.02, stability=0.6, min_stability=0.8)
     assert not promoted and "stability" in reason
+
+
+def test_first_model_is_promoted_even_when_unstable():
+    promoted, reason = promotion_decision(0.12, None, None, 0.02, stability=0.55, min_stability=0.8)
+    assert promoted and reason == "no champion yet"
+
+
+def test_when_the_top_is_unstable_the_best_ranked_stable_baseline_wins():
+    pool = [
+        _candidate(3, 0.60, 0.1, stability=0.55),
+        _candidate(4, 0.58, 0.1, stability=0.60),
+        _candidate(5, 0.56, 0.1, stability=0.50),
+        _candidate(6, 0.54, 0.1, stability=0.70),
+        _candidate(4, 0.30, 0.1, stability=0.97, family="rfm"),
+        _candidate(3, 0.25, 0.1, stability=0.99, family="rfm"),
+    ]
+    chosen, reason = select(pool, CFG)
+    assert (chosen.family, chosen.k) == ("rfm", 4)
+    assert "stable baseline" in reason
+
+
+def test_without_a_stable_baseline_the_most_stable_of_the_tried_wins():
+    pool = [_candidate(3, 0.6, 0.1, stability=0.55), _candidate(4, 0.3, 0.1, stability=0.7, family="rfm")]
+    cfg = {**CFG, "selection": {**CFG["selection"], "stability_top_n": 1}}
+    chosen, reason = select(pool, cfg)
+    assert chosen.family == "rfm" and "none of the top 1 eligible candidates nor the 1 baselines" in reason
+
+
+def test_weaknesses_name_the_missed_bar_and_the_setting():
+    cfg = {"min_segment_share": 0.02, "selection": {"min_stability": 0.8, "min_silhouette": 0.25}}
+    assert weaknesses({"stability": 0.9, "silhouette": 0.4, "min_segment_share": 0.1}, cfg) == []
+    got = weaknesses({"stability": 0.55, "silhouette": 0.12, "min_segment_share": 0.01}, cfg)
+    assert got == [
+        "stability 0.550 < 0.8 (ml.selection.min_stability)",
+        "silhouette 0.120 < 0.25 (ml.selection.min_silhouette)",
+        "smallest segment 1.0% < 2% of customers (ml.min_segment_share)",
+    ]
+    assert weaknesses({"silhouette": 0.4, "min_segment_share": 0.1}, cfg) == ["stability not measured"]
+
+
+def _heavy_tailed(n=3000, seed=3):
+    """Standardised log-RFM-like columns: recency uniform, frequency with a mass at one order, monetary lognormal."""
+    rng = np.random.default_rng(seed)
+    recency = rng.uniform(0, 500, n)
+    frequency = np.where(rng.random(n) < 0.5, 1.0, 1 + rng.geometric(0.3, n))
+    monetary = frequency * rng.lognormal(3.0, 0.8, n)
+    x = np.column_stack([recency, np.log1p(frequency), np.log1p(monetary)])
+    return (x - x.mean(axis=0)) / x.std(axis=0)
+
+
+RFM_CFG = {
+    "random_state": 42,
+    "silhouette_sample_size": 1000,
+    "candidates": {"rfm": {"recency": "recency_days", "frequency": "frequency", "monetary": "monetary"}},
+    "selection": {"stability_bootstraps": 3, "stability_sample_size": 2000},
+}
+RFM_COLUMNS = {"recency_days": 0, "frequency": 1, "monetary": 2}
+
+
+def test_rfm_baseline_is_deterministic_stable_and_serves_exactly_its_bands():
+    from ml.evaluate import fit_rfm, nearest, rfm_cuts, rfm_direction, stability
+
+    x = _heavy_tailed()
+    first = fit_rfm(x, [3, 5], RFM_CFG, RFM_COLUMNS)
+    again = fit_rfm(x, [3, 5], RFM_CFG, RFM_COLUMNS)
+    assert [c.k for c in first] == [3, 5]
+    direction = rfm_direction(3, [(0, False), (1, True), (2, True)])
+    score = (x - x.mean(axis=0)) @ direction
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a.labels, b.labels)
+        bands = np.searchsorted(rfm_cuts(score, a.k), score)
+        np.testing.assert_array_equal(nearest(x, a.centers)[0], bands)  # served segment == RFM band
+        assert np.bincount(bands).min() >= 0.95 * len(x) / a.k  # equal-frequency bands
+    three = first[0]
+    assert stability(three, x, RFM_CFG) >= 0.9
+    # band 2 holds the best customers: recent, frequent, high spend
+    assert x[three.labels == 2, 0].mean() < x[three.labels == 0, 0].mean()
+    assert x[three.labels == 2, 1].mean() > x[three.labels == 0, 1].mean()
+    assert x[three.labels == 2, 2].mean() > x[three.labels == 0, 2].mean()
+
+
+def test_rfm_baseline_needs_an_rfm_column_and_skips_k_it_cannot_band():
+    from ml.evaluate import fit_rfm
+
+    x = _heavy_tailed()
+    assert fit_rfm(x, [3], RFM_CFG, {"discount_share": 0}) == []
+    two_values = np.column_stack([np.repeat([0.0, 1.0], 500), np.zeros(1000)])
+    assert [c.k for c in fit_rfm(two_values, [2, 3], RFM_CFG, {"frequency": 0})] == [2]
