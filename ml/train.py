@@ -472,8 +472,9 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
             basis,
         )
         weak = evaluate.weaknesses(chosen.metrics, cfg)
+        weak_text = "; ".join(weak) or "none"
         if promoted and previous is None and weak:
-            promotion_reason = f"{promotion_reason}: promoted despite its weaknesses ({'; '.join(weak)})"
+            promotion_reason = f"{promotion_reason}: promoted despite its weaknesses ({weak_text})"
         alias = tracking.CHAMPION if promoted else tracking.CHALLENGER
         mlc.set_registered_model_alias(name, alias, version)
         version_tags = {
@@ -485,7 +486,7 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
             "features": ",".join(used),
             "promotion": alias,
             "promotion_reason": promotion_reason,
-            "promotion_weaknesses": "; ".join(weak) or "none",
+            "promotion_weaknesses": weak_text,
         }
         for key, value in version_tags.items():
             mlc.set_model_version_tag(name, version, key, value)
@@ -494,7 +495,7 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
                 "model_version": version,
                 "promotion": alias,
                 "promotion_reason": promotion_reason,
-                "promotion_weaknesses": "; ".join(weak) or "none",
+                "promotion_weaknesses": weak_text,
                 "promoted": str(promoted),
             }
         )

@@ -35,6 +35,7 @@ import duckdb
 from seg import config
 from seg.config import REPO_ROOT, Settings
 from seg.contract import load_contract
+from seg.warehouse import sql_str
 
 SCRIPT = REPO_ROOT / "dbt_project" / "analyses" / "hand_written_baseline.sql"
 SEEDS = REPO_ROOT / "dbt_project" / "seeds"
@@ -113,8 +114,10 @@ def run_hand_written(settings: Settings, as_of_date: str | dt.date) -> dict[str,
             )
         con.execute(f"create table rfm_segments as select * from read_csv('{SEEDS / 'rfm_segments.csv'}', header = true)")
         con.execute(f"set variable as_of_date = date '{as_of.isoformat()}'")
-        dbt_vars = seg_dbt_vars(settings)
-        con.execute(f"set variable reporting_currency = '{dbt_vars['reporting_currency']}'")
+        from seg import dbt as seg_dbt
+
+        dbt_vars = seg_dbt._vars(settings, as_of)  # the money vars dbt gets: the same conversion rule
+        con.execute(f"set variable reporting_currency = {sql_str(dbt_vars['reporting_currency'])}")
         con.execute(f"set variable fx_max_rate_age_days = {int(dbt_vars['fx_max_rate_age_days'])}")
         rounds = {}
         for statement in SCRIPT.read_text().split("\n;;\n"):
@@ -128,12 +131,6 @@ def run_hand_written(settings: Settings, as_of_date: str | dt.date) -> dict[str,
     finally:
         con.close()
     return {"seconds": round(time.perf_counter() - started, 3), "rows": rows, "component_rounds": rounds}
-
-
-def seg_dbt_vars(settings: Settings) -> dict[str, Any]:
-    from seg import dbt as seg_dbt
-
-    return seg_dbt._vars(settings, None)
 
 
 def _run_dbt(settings: Settings, as_of_date: str, include_tests: bool) -> dict[str, Any]:

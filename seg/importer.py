@@ -33,6 +33,7 @@ import datetime as dt
 import json
 import os
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,7 @@ import yaml
 
 from seg.config import Paths
 from seg.contract import load_contract
+from seg.warehouse import sql_str
 
 FORMATS = ("csv", "parquet", "json", "jsonl")
 TOP_LEVEL_KEYS = {"format", "encoding", "read_options", "targets", "description"}
@@ -64,20 +66,16 @@ class Target:
     select_sql: str
 
 
-def _sql_str(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def _option(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{_sql_str(k)}: {_option(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{sql_str(k)}: {_option(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
         return "[" + ", ".join(_option(v) for v in value) + "]"
-    return _sql_str(value)
+    return sql_str(value)
 
 
 def load_mapping(path: Path) -> dict:
@@ -211,7 +209,7 @@ def _load_input(con: duckdb.DuckDBPyConnection, input_file: Path, mapping: dict,
         _transcode(input_file, encoding, path)
     reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json", "jsonl": "read_json"}[fmt]
     options = "".join(f", {k} = {_option(v)}" for k, v in read_options.items())
-    con.execute(f"CREATE TEMP TABLE input AS SELECT * FROM {reader}({_sql_str(str(path))}{options})")
+    con.execute(f"CREATE TEMP TABLE input AS SELECT * FROM {reader}({sql_str(str(path))}{options})")
     if fmt == "csv":
         # one row per rejected line (a line may break several rules), in the file's line numbering
         rejected = [(int(line), text, reason) for line, text, reason in con.execute(
@@ -223,12 +221,8 @@ def _load_input(con: duckdb.DuckDBPyConnection, input_file: Path, mapping: dict,
 def _write_rejects(con: duckdb.DuckDBPyConnection, input_file: Path, rejected: list[tuple[int, str, str]], tmp: Path) -> dict[str, int]:
     con.execute(f"CREATE TEMP TABLE rejected_lines ({REJECTS_COLUMNS})")
     con.executemany("INSERT INTO rejected_lines VALUES (?, ?, ?, ?)", [(input_file.name, *r) for r in rejected])
-    con.execute(f"COPY (SELECT * FROM rejected_lines ORDER BY line_no) TO {_sql_str(str(tmp))} (FORMAT parquet)")
-    reasons: dict[str, int] = {}
-    for _, _, reason in rejected:
-        kind = reason.split(":", 1)[0]
-        reasons[kind] = reasons.get(kind, 0) + 1
-    return reasons
+    con.execute(f"COPY (SELECT * FROM rejected_lines ORDER BY line_no) TO {sql_str(str(tmp))} (FORMAT parquet)")
+    return dict(Counter(reason.split(":", 1)[0] for _, _, reason in rejected))
 
 
 def run_import(paths: Paths, input_file: Path, mapping_file: Path, day: dt.date) -> dict[str, dict]:
@@ -266,7 +260,7 @@ def run_import(paths: Paths, input_file: Path, mapping_file: Path, day: dt.date)
                     raise MappingError(f"target {target.source}: output columns {unknown} are not in the contract")
                 filled = IMPORT_DATE_DEFAULTS.get(target.source)
                 if filled and filled not in cols:
-                    select_sql = f"SELECT *, TIMESTAMP {_sql_str(f'{day.isoformat()} 00:00:00')} AS \"{filled}\" FROM ({select_sql})"
+                    select_sql = f"SELECT *, TIMESTAMP {sql_str(f'{day.isoformat()} 00:00:00')} AS \"{filled}\" FROM ({select_sql})"
                     cols.append(filled)
                 missing = [c for c in source.required_columns if c not in cols]
                 if missing:
@@ -277,10 +271,10 @@ def run_import(paths: Paths, input_file: Path, mapping_file: Path, day: dt.date)
                 out_dir.mkdir(parents=True, exist_ok=True)
                 staged.append((tmp, final))
                 try:
-                    con.execute(f"COPY ({select_sql}) TO {_sql_str(str(tmp))} (FORMAT parquet)")
+                    con.execute(f"COPY ({select_sql}) TO {sql_str(str(tmp))} (FORMAT parquet)")
                 except duckdb.Error as exc:
                     raise MappingError(f"target {target.source}: the SQL fails on the data: {str(exc).splitlines()[0]}") from exc
-                rows = con.execute(f"SELECT count(*) FROM read_parquet({_sql_str(str(tmp))})").fetchone()[0]
+                rows = con.execute(f"SELECT count(*) FROM read_parquet({sql_str(str(tmp))})").fetchone()[0]
                 summary[target.source] = {"rows": int(rows), "file": str(final), "columns": cols}
 
             rows_read = int(con.execute("SELECT count(*) FROM input").fetchone()[0])

@@ -54,3 +54,9 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
         [schema, table],
     ).fetchone()
     return bool(row and row[0])
+
+
+def sql_str(value: object) -> str:
+    """`value` as a DuckDB string literal (quotes doubled), for the places SQL is composed, not parameterised:
+    file paths in read_* / COPY, reason texts and patterns spliced into generated checks."""
+    return "'" + str(value).replace("'", "''") + "'"

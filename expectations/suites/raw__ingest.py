@@ -101,8 +101,8 @@ def profile_ingest(ctx: GateContext, con: duckdb.DuckDBPyConnection) -> list[str
         # "unusually large" is judged against the source's own amounts over the window, not a fixed maximum
         outliers = "cast(null as bigint)"
         if amount:
-            outliers = (f'count(*) filter (where "{amount}" > {factor} * (select median("{amount}") from {relation} '
-                        "where ingest_date between $1 and $2 and \"" + amount + "\" > 0))")
+            window_median = f'(select median("{amount}") from {relation} where ingest_date between $1 and $2 and "{amount}" > 0)'
+            outliers = f'count(*) filter (where "{amount}" > {factor} * {window_median})'
         lake = {d: (n, ts, m, o) for d, n, ts, m, o in con.execute(
             f"select ingest_date, count(*), {newest}, {median}, {outliers} from {relation} "
             "where ingest_date between $1 and $2 group by ingest_date", [first, ctx.as_of_date]).fetchall()}

@@ -35,6 +35,7 @@ import duckdb
 from seg.config import Paths, Settings
 from seg.contract import IDENTIFIER_MAX_LENGTH, SOURCES, Column, Contract, Source, for_settings, load_contract
 from seg.lake import money
+from seg.warehouse import sql_str
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,6 @@ class ManifestEntry:
     contract_version: int = 0
     contract_overlay: str | None = None  # the deployment overlay the file was checked under
     landed_at: str = ""
-
-
-def _sql_str(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _ident(name: str) -> str:
@@ -138,10 +135,10 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def _column_checks(col: Column, present: bool, cast_expr: str, raw_expr: str, future_limit: str,
-                   typed_expr: str | None = None) -> list[str]:
+def _column_checks(col: Column, present: bool, cast_expr: str, raw_expr: str, typed_expr: str,
+                   future_limit: str) -> list[str]:
     """SQL CASE expressions, each yielding a reason string or NULL, for one column (`typed_expr`: the value cast to
-    its type, before defaults; TRY_CAST of the raw value unless given)."""
+    its type, before trimming and defaults; `cast_expr`: the value as it lands)."""
     name = col.name
     checks = []
     if not present:
@@ -149,7 +146,6 @@ def _column_checks(col: Column, present: bool, cast_expr: str, raw_expr: str, fu
             checks.append(f"'{name}: missing column'")
         return checks
     # a value that was given but does not cast to the contract type
-    typed_expr = typed_expr or f"TRY_CAST({raw_expr} AS {col.duckdb_type})"
     checks.append(f"CASE WHEN {raw_expr} IS NOT NULL AND {typed_expr} IS NULL THEN '{name}: not a {col.type}' END")
     if col.required:
         checks.append(f"CASE WHEN {raw_expr} IS NULL AND {cast_expr} IS NULL THEN '{name}: required' END")
@@ -163,9 +159,9 @@ def _column_checks(col: Column, present: bool, cast_expr: str, raw_expr: str, fu
         checks.append(f"CASE WHEN regexp_matches({cast_expr}, '[\\x00-\\x1f\\x7f]') "
                       f"THEN '{name}: control characters' END")
     if col.pattern:
-        checks.append(f"CASE WHEN NOT regexp_full_match({cast_expr}, {_sql_str(col.pattern)}) THEN '{name}: bad format' END")
+        checks.append(f"CASE WHEN NOT regexp_full_match({cast_expr}, {sql_str(col.pattern)}) THEN '{name}: bad format' END")
     if col.allowed:
-        values = ", ".join(_sql_str(v) for v in col.allowed)
+        values = ", ".join(sql_str(v) for v in col.allowed)
         checks.append(f"CASE WHEN {cast_expr} NOT IN ({values}) THEN '{name}: value not allowed' END")
     if col.min is not None:
         checks.append(f"CASE WHEN {cast_expr} < {_literal(col, col.min)} THEN '{name}: below minimum' END")
@@ -178,7 +174,7 @@ def _column_checks(col: Column, present: bool, cast_expr: str, raw_expr: str, fu
 
 def _literal(col: Column, value) -> str:
     if col.type in ("date", "timestamp"):
-        return f"CAST({_sql_str(value)} AS {col.duckdb_type})"
+        return f"CAST({sql_str(value)} AS {col.duckdb_type})"
     return str(value)
 
 
@@ -199,7 +195,7 @@ _OFFSET = r"([0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?)\s*([+-][0-9]{2}):?([0-9]
 def _text_timestamp(raw: str) -> str:
     """A timestamp given as text, as naive UTC: an offset in the text is applied (plain TIMESTAMP casting would drop
     it: '14:22+01:00' would land as 14:22), text without one is UTC (landing's connection runs in UTC)."""
-    normalised = f"regexp_replace(trim({raw}), {_sql_str(_OFFSET)}, '\\1\\4:\\5')"
+    normalised = f"regexp_replace(trim({raw}), {sql_str(_OFFSET)}, '\\1\\4:\\5')"
     return f"timezone('UTC', TRY_CAST({normalised} AS TIMESTAMPTZ))"
 
 
@@ -225,10 +221,10 @@ def build_validation_sql(source: Source, present: dict[str, str], file_ref: str,
         default = defaults.get(col.name, col.default)
         if default is not None:
             # the default fills a missing value; quarantine still shows the value as it arrived
-            cast = f"coalesce({cast}, {_literal(col, default) if col.type != 'varchar' else _sql_str(default)})"
+            cast = f"coalesce({cast}, {_literal(col, default) if col.type != 'varchar' else sql_str(default)})"
         casts[col.name] = cast
         cast_cols.append(f"{cast} AS {_ident(col.name)}")
-        checks.extend(_column_checks(col, col.name in present, cast, raw, future_limit, typed))
+        checks.extend(_column_checks(col, col.name in present, cast, raw, typed, future_limit))
     for rule in source.rules:
         # rules are written over contract column names: evaluate them over the cast values
         names = re.compile(r"\b(" + "|".join(map(re.escape, casts)) + r")\b")
@@ -250,18 +246,22 @@ def raw_copy_sql(source: Source, present: dict[str, str], file_ref: str) -> str:
 
 
 def _read_expression(inc: IncomingFile) -> str:
-    return READERS[inc.fmt].format(path=_sql_str(str(inc.path)))
+    return READERS[inc.fmt].format(path=sql_str(str(inc.path)))
 
 
 def _copy(con: duckdb.DuckDBPyConnection, select_sql: str, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name("." + target.name + ".tmp")
-    con.execute(f"COPY ({select_sql}) TO {_sql_str(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
+    con.execute(f"COPY ({select_sql}) TO {sql_str(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
     os.replace(tmp, target)
 
 
-def land_file(settings: Settings, inc: IncomingFile, contract: Contract | None = None, known_hashes: dict[str, str] | None = None) -> ManifestEntry | None:
-    """Land one incoming file; returns its manifest entry, or None when it was already landed unchanged."""
+def land_file(settings: Settings, inc: IncomingFile, contract: Contract | None = None, known_hashes: dict[str, str] | None = None,
+              reporting_currency: str | None = None) -> ManifestEntry | None:
+    """Land one incoming file; returns its manifest entry, or None when it was already landed unchanged.
+
+    `reporting_currency`: the deployment's, when the caller resolved it already (land_source does, once per source,
+    instead of reading the landed orders' currencies for every file); None resolves it here (seg/lake/money.py)."""
     contract = contract or for_settings(settings)
     paths = settings.paths
     source = contract.source(inc.source)
@@ -319,14 +319,14 @@ def land_file(settings: Settings, inc: IncomingFile, contract: Contract | None =
         con.execute(f"CREATE TEMP {kind} src AS SELECT *, {row_number} AS _row_number FROM {_read_expression(inc)}")
 
         tolerance = int(settings["landing"]["future_tolerance_hours"])
-        future_limit = f"(DATE {_sql_str(inc.day)} + INTERVAL 1 DAY + INTERVAL {tolerance} HOUR)"
+        future_limit = f"(DATE {sql_str(inc.day)} + INTERVAL 1 DAY + INTERVAL {tolerance} HOUR)"
         # Only the cast values and the reasons are materialised; the raw text copies quarantine keeps are built
         # for the quarantined rows alone (casting every column of every row to text doubled the landing time).
-        defaults, extra_checks = _money_rules(settings, con, source, present)
+        defaults, extra_checks = _money_rules(settings, con, source, present, reporting_currency)
         checked_sql = build_validation_sql(source, present, "src", future_limit, defaults, extra_checks)
         con.execute(f"CREATE TEMP TABLE checked AS {checked_sql}")
 
-        lineage = f"{_sql_str(entry.file)} AS _source_file, _row_number"
+        lineage = f"{sql_str(entry.file)} AS _source_file, _row_number"
         contract_cols = ", ".join(_ident(c) for c in source.columns)
         raw_cols = ", ".join(_ident(c) for c in source.columns)
         landed, quarantined = con.execute(
@@ -360,12 +360,13 @@ def land_file(settings: Settings, inc: IncomingFile, contract: Contract | None =
     return entry
 
 
-def _money_rules(settings: Settings, con: duckdb.DuckDBPyConnection, source: Source, present: dict[str, str]):
+def _money_rules(settings: Settings, con: duckdb.DuckDBPyConnection, source: Source, present: dict[str, str],
+                 reporting: str | None):
     """For orders: NULL currency means the reporting currency, and another currency needs a rate (seg/lake/money.py)."""
     if source.name != "orders":
         return {}, None
     configured = settings.reporting_currency is not None
-    reporting = money.reporting_currency(settings)
+    reporting = reporting or money.reporting_currency(settings)
     if reporting is None and "currency" in present:
         reporting = money.file_currency(con, "src")
     if reporting is None:
@@ -384,14 +385,17 @@ def land_source(settings: Settings, source: str, up_to: dt.date) -> dict:
     contract = for_settings(settings)
     contract.source(source)  # fail early on an unknown source name
     known = {m["sha256"]: m["file"] for m in read_manifests(settings.paths, source) if m["status"] == "landed"}
+    currency = money.reporting_currency(settings) if source == "orders" else None
     summary = {"source": source, "files_seen": 0, "files_landed": 0, "files_skipped": 0, "files_rejected": 0,
                "files_duplicate": 0, "rows_in": 0, "rows_landed": 0, "rows_quarantined": 0, "entries": []}
     for inc in discover(settings.paths, up_to, [source], settings["landing"]["formats"]):
         summary["files_seen"] += 1
-        entry = land_file(settings, inc, contract, known)
+        entry = land_file(settings, inc, contract, known, currency)
         if entry is None:
             summary["files_skipped"] += 1
             continue
+        if source == "orders" and currency is None and entry.rows_landed:
+            currency = money.lake_currency(settings)  # the first delivery has fixed the deployment's currency
         summary[f"files_{entry.status}"] += 1
         summary["rows_in"] += entry.rows_in or 0
         summary["rows_landed"] += entry.rows_landed

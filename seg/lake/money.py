@@ -14,12 +14,9 @@ from __future__ import annotations
 import duckdb
 
 from seg.config import Settings
+from seg.warehouse import sql_str
 
 ISO_4217 = r"^[A-Z]{3}$"
-
-
-def _sql_str(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _glob(settings: Settings, source: str) -> str | None:
@@ -34,7 +31,7 @@ def lake_currency(settings: Settings) -> str | None:
         return None
     con = duckdb.connect(":memory:")
     try:
-        row = con.execute(f"select currency from read_parquet({_sql_str(glob)}) where currency is not null "
+        row = con.execute(f"select currency from read_parquet({sql_str(glob)}) where currency is not null "
                           "group by currency order by count(*) desc, currency limit 1").fetchone()
     finally:
         con.close()
@@ -57,8 +54,8 @@ def file_currency(con: duckdb.DuckDBPyConnection, relation: str, column: str = "
 def load_rates(con: duckdb.DuckDBPyConnection, settings: Settings, reporting: str) -> None:
     """Temp table `fx_known(from_currency, rate_date)`: the landed rates to the reporting currency."""
     glob = _glob(settings, "fx_rates")
-    source = (f"select from_currency, rate_date from read_parquet({_sql_str(glob)}) "
-              f"where to_currency = {_sql_str(reporting)} and rate > 0") if glob else (
+    source = (f"select from_currency, rate_date from read_parquet({sql_str(glob)}) "
+              f"where to_currency = {sql_str(reporting)} and rate > 0") if glob else (
         "select cast(null as varchar) as from_currency, cast(null as date) as rate_date where false")
     con.execute(f"create or replace temp table fx_known as {source}")
 
@@ -71,9 +68,9 @@ def conversion_check(currency_sql: str, when_sql: str, reporting: str, max_age_d
         reason = (f"currency: not this deployment's currency {reporting} (set deployment.reporting_currency and "
                   "deliver fx_rates to accept several currencies)")
     return (
-        f"CASE WHEN ({currency_sql}) IS NOT NULL AND ({currency_sql}) <> {_sql_str(reporting)} AND NOT EXISTS ("
+        f"CASE WHEN ({currency_sql}) IS NOT NULL AND ({currency_sql}) <> {sql_str(reporting)} AND NOT EXISTS ("
         f"SELECT 1 FROM fx_known WHERE fx_known.from_currency = ({currency_sql}) "
         f"AND fx_known.rate_date <= CAST(({when_sql}) AS DATE) "
         f"AND fx_known.rate_date >= CAST(({when_sql}) AS DATE) - INTERVAL {int(max_age_days)} DAY) "
-        f"THEN {_sql_str(reason)} END"
+        f"THEN {sql_str(reason)} END"
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from seg import config
 from seg.config import Settings
+from seg.contract import SOURCES
 from seg.lake.landing import read_manifests
 
 from ..e2e.conftest import query, seg_run
@@ -16,7 +17,6 @@ from ..e2e.conftest import query, seg_run
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 EXAMPLES = REPO / "examples"
-SOURCES = ("crm_customers", "orders", "order_items", "events", "store_visits", "survey_responses")
 
 
 @dataclass

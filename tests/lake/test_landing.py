@@ -212,3 +212,11 @@ def test_text_timestamps_with_utc_offsets_land_as_utc(settings):
     assert got == {"A1": dt.datetime(2024, 3, 5, 13, 22, 10), "A2": dt.datetime(2024, 3, 5, 13, 22, 10),
                    "A3": dt.datetime(2024, 3, 5, 19, 52, 10), "A4": dt.datetime(2024, 3, 5, 14, 22, 10),
                    "A5": dt.datetime(2024, 3, 5, 14, 22, 10)}
+
+
+def test_within_one_landing_the_first_file_fixes_the_deployments_currency(settings):
+    # both files land in one call: the second must be held to the first one's currency, not infer its own
+    write_orders(settings, "a", [GOOD[:7] + ("USD",)])
+    write_orders(settings, "b", [("O3",) + GOOD[1:7] + ("JPY",), ("O4",) + GOOD[1:7] + ("JPY",)])
+    summary = landing.land_source(settings, "orders", dt.date.fromisoformat(DAY))
+    assert (summary["rows_landed"], summary["rows_quarantined"]) == (1, 2)
