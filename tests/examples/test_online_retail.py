@@ -68,7 +68,7 @@ def test_every_line_is_landed_quarantined_or_kept_aside_with_its_reason(run):
     rejected = rejected_lines(run.settings, DAY)
     assert [n for n, _, _ in rejected] == broken and len(broken) == 1
     assert rejected[0][1].startswith("536478,21035,SET/2 RED RETROSPOT TEA TOWELS, BOXED") and "too many columns" in rejected[0][2]
-    assert "_input: 311 rows" in run.imports[0] and len(rows) == 311
+    assert "input: 312 lines: 311 read, 1 rejected" in run.imports[0] and len(rows) == 311
 
     totals = landing(run.settings)
     assert set(totals) == {"crm_customers", "orders", "order_items"}
