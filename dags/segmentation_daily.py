@@ -8,10 +8,10 @@ The whole segmentation pipeline for one day (the run's logical date is the **as-
 | `land_<source>` | lands every incoming file of that source dated on or before the as-of date (late files too) | `lake/raw`, `lake/quarantine`, `lake/_manifests` |
 | `gate_raw` | contract checks on the rows landed for the day; volume and amount median vs the trailing days, freshness, quarantine share, rejected/duplicate files (from the manifests) | `monitoring.gate_results`, `monitoring.ingest_profile`, Data Docs |
 | `dbt_build` | dbt staging -> intermediate -> marts (identity, orders, RFM) with dbt tests; marts into the audit schema | schema `marts_audit` |
-| `gate_marts` | grain, reconciliation with the lake, RFM ranges (on `marts_audit`) | |
+| `gate_marts` | every mart built, customers not empty (on `marts_audit`); keys, ranges and the reconciliation with the lake are dbt tests in `dbt_build` | |
 | `build_features` | dbt models tagged `features` (`marts_audit.customer_features`) | |
 | `gate_features` | one row per customer, features before any model reads them (on `marts_audit`) | |
-| `publish_marts` | write-audit-publish: swaps the audited marts into `marts` in one transaction (`seg/wap.py`) | schema `marts` |
+| `publish_marts` | write-audit-publish: swaps the audited marts into `marts` in one transaction (`seg/transform/wap.py`) | schema `marts` |
 | `drift_report` | PSI of today's features and segment mix vs the champion's reference; decides none / warn / retrain | `reports/drift/<date>/`, `monitoring.drift_metrics` |
 | `choose_model` | trains on the configured weekdays, when no champion exists, or when drift asks for it; else reuses the champion | |
 | `train` / `load_champion` | scikit-learn model selection tracked in MLflow; alias `champion` | MLflow run + registry |
@@ -19,7 +19,7 @@ The whole segmentation pipeline for one day (the run's logical date is the **as-
 | `gate_segments` | every person assigned exactly once, segment sizes | |
 | `publish` | swaps audited assignments into the marts | `marts.customer_segments`, `marts.customer_segment_history` |
 
-Tasks are thin calls into `seg.pipeline`; a failed gate fails its task (no retry) and nothing downstream runs,
+Tasks are thin calls into `seg.pipeline.daily`; a failed gate fails its task (no retry) and nothing downstream runs,
 so the previously published marts and segments stay in place: dbt writes the marts only into `marts_audit`,
 and the models (drift, train, assign) read the published `marts` after `publish_marts`. DuckDB has one writer:
 one active run, and the tasks are chained.
@@ -27,47 +27,36 @@ one active run, and the tasks are chained.
 
 from __future__ import annotations
 
-import pendulum
+import datetime as dt
+
 from airflow.sdk import Asset, dag, task
 
-from seg.contract import SOURCES
+# both light at import (a YAML read, no duckdb/pandas): DAG parsing stays cheap
+from seg.core import config
+from seg.core.contract import SOURCES
+from seg.pipeline import dag_support
 
 SEGMENTS_ASSET = Asset("seg://marts/customer_segments")
 MARTS_ASSET = Asset("seg://marts/customer_features")
 
 
-def _load_settings():
-    # imported here: keeps DAG parsing cheap (no duckdb/pandas at import time)
-    from seg import config
-
-    return config.load()
+_SETTINGS = config.load()  # a small YAML read; nothing heavy at parse time
+_POOL = _SETTINGS.airflow.warehouse_pool
+_START = dag_support.start_date(_SETTINGS)
 
 
-_AIRFLOW = _load_settings()["airflow"]  # a small YAML read; nothing heavy at parse time
-_POOL = _AIRFLOW["warehouse_pool"]
-# The earliest as-of date a run may have: dag.test() runs no task for a logical date before start_date, and users
-# back-fill history from years ago (the CDNOW example is 1997-1998). catchup=False keeps the scheduler from
-# creating those runs by itself.
-_START = pendulum.parse(str(_AIRFLOW["earliest_date"]), tz="UTC")
-
-
-def _settings_and_date(ds: str):
-    import datetime as dt
-
-    return _load_settings(), dt.date.fromisoformat(ds)
-
-
-def _stage(name: str, *args, ds: str):
+def _run(stage, *args, ds: str):
+    """Run one stage function of seg.pipeline.daily for the run's date; a failed quality gate fails the task
+    without retry (a verdict on the data). Tasks import seg.pipeline.daily in their body: parsing stays cheap."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from seg import pipeline
+    from seg.pipeline import daily
 
-    settings, as_of = _settings_and_date(ds)
+    settings, as_of = config.load(), dt.date.fromisoformat(ds)
     try:
-        return pipeline.run_stage(name, settings, *args, as_of_date=as_of)
+        return daily.run_stage(stage, settings, *args, as_of_date=as_of)
     except Exception as exc:
-        # A quality gate that fails is a verdict on the data: retrying cannot help.
-        if type(exc).__name__ == "GateFailed":
+        if daily.is_verdict(exc):
             raise AirflowFailException(str(exc)) from exc
         raise
 
@@ -86,63 +75,91 @@ def _stage(name: str, *args, ds: str):
 def segmentation_daily():
     @task
     def land(source: str, ds: str | None = None) -> dict:
-        summary = _stage("land", source, ds=ds)
+        from seg.pipeline import daily
+
+        summary = _run(daily.land, source, ds=ds)
         summary.pop("entries", None)  # the manifest holds the per-file detail; keep XCom small
         return summary
 
     @task
     def gate_raw(ds: str | None = None) -> dict:
-        return _stage("gate", "raw", ds=ds)
+        from seg.pipeline import daily
+
+        return _run(daily.gate, "raw", ds=ds)
 
     @task
     def dbt_build(ds: str | None = None) -> dict:
-        return _stage("dbt_build", ds=ds)
+        from seg.pipeline import daily
+
+        return _run(daily.dbt_build, ds=ds)
 
     @task
     def gate_marts(ds: str | None = None) -> dict:
-        return _stage("gate", "marts", ds=ds)
+        from seg.pipeline import daily
+
+        return _run(daily.gate, "marts", ds=ds)
 
     @task
     def build_features(ds: str | None = None) -> dict:
-        return _stage("build_features", ds=ds)
+        from seg.pipeline import daily
+
+        return _run(daily.build_features, ds=ds)
 
     @task
     def gate_features(ds: str | None = None) -> dict:
-        return _stage("gate", "features", ds=ds)
+        from seg.pipeline import daily
+
+        return _run(daily.gate, "features", ds=ds)
 
     @task(outlets=[MARTS_ASSET])
     def publish_marts(ds: str | None = None) -> dict:
-        return _stage("publish_marts", ds=ds)
+        from seg.pipeline import daily
+
+        return _run(daily.publish_marts, ds=ds)
 
     @task
     def drift_report(ds: str | None = None) -> dict:
-        return _stage("drift_report", ds=ds)
+        from seg.pipeline import daily
+
+        return _run(daily.drift_report, ds=ds)
 
     @task.branch
     def choose_model(drift: dict, ds: str | None = None) -> str:
-        train_now, reason = _stage("should_train", drift.get("decision"), ds=ds)
+        from seg.pipeline import daily
+
+        train_now, reason = _run(daily.should_train, drift.get("decision"), ds=ds)
         print(f"train={train_now}: {reason}")
         return "train" if train_now else "load_champion"
 
     @task
     def train(ds: str | None = None) -> dict:
-        return _stage("train", ds=ds)
+        from seg.pipeline import daily
+
+        return _run(daily.train, ds=ds)
 
     @task
     def load_champion(ds: str | None = None) -> dict:
-        return _stage("load_champion", ds=ds)
+        from seg.pipeline import daily
+
+        return _run(daily.load_champion, ds=ds)
 
     @task(trigger_rule="none_failed_min_one_success")
     def assign(ds: str | None = None) -> dict:
-        return _stage("assign", ds=ds)
+        from seg.pipeline import daily
+
+        return _run(daily.assign, ds=ds)
 
     @task
     def gate_segments(ds: str | None = None) -> dict:
-        return _stage("gate", "segments", ds=ds)
+        from seg.pipeline import daily
+
+        return _run(daily.gate, "segments", ds=ds)
 
     @task(outlets=[SEGMENTS_ASSET])
     def publish(ds: str | None = None) -> dict:
-        return _stage("publish", ds=ds)
+        from seg.pipeline import daily
+
+        return _run(daily.publish, ds=ds)
 
     # Landing tasks write separate files (no shared DuckDB), but run one after another: two cores.
     landed = [land.override(task_id=f"land_{source}")(source) for source in SOURCES]

@@ -68,7 +68,7 @@ import great_expectations.expectations as gxe
 from great_expectations.datasource.fluent import SQLDatasource
 from great_expectations.execution_engine.sqlalchemy_execution_engine import SqlAlchemyExecutionEngine
 
-from seg.config import Settings
+from seg.core.config import Settings
 
 if TYPE_CHECKING:
     from great_expectations.data_context import AbstractDataContext
@@ -128,15 +128,15 @@ def connection_string(settings: Settings) -> str:
 
 def datasource_kwargs(settings: Settings) -> dict[str, Any]:
     """create_engine() kwargs for GX's datasource: read-only, with the warehouse limits (YAML-serialisable)."""
-    wh = settings["warehouse"]
+    wh = settings.warehouse
     spill = settings.paths.root / "tmp" / "duckdb"
     spill.mkdir(parents=True, exist_ok=True)
     return {
         "connect_args": {
             "read_only": True,
             "config": {
-                "memory_limit": str(wh["memory_limit"]),
-                "threads": int(wh["threads"]),
+                "memory_limit": wh.memory_limit,
+                "threads": wh.threads,
                 "temp_directory": str(spill),
                 "disabled_optimizers": DISABLED_OPTIMIZERS,
             },

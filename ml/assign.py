@@ -11,9 +11,8 @@ stable across refits (see ml.matching).
 
 It also replaces `ml_stage.segment_profiles`: one row per segment of the model (segment_id, segment_name, size and
 share over everyone assigned, `top_features` as JSON [{feature, z}] = the segment's strongest standardised
-differences from the population, model_version, as_of_date). Publishing to marts happens elsewhere:
-`publish_profiles(con, as_of_date)` copies it into `marts.segment_profiles` (one row per as_of_date and segment;
-that date's rows are replaced) and is meant to be called inside seg.publish's transaction.
+differences from the population, model_version, as_of_date). Publishing them (and the assignments) to the marts
+is seg.transform.segments's job, after the `segments` gate.
 """
 
 from __future__ import annotations
@@ -24,14 +23,13 @@ import time
 from datetime import date
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from ml import features, tracking
-from seg.config import Settings
-from seg.warehouse import connect
+from seg.core.config import Settings
+from seg.core.warehouse import connect
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +40,6 @@ STAGING = f"{SCHEMA}.{TABLE}__staging"
 
 PROFILES_TABLE = "segment_profiles"
 PROFILES_STAGE = f"{SCHEMA}.{PROFILES_TABLE}"
-PROFILES_MART = f"marts.{PROFILES_TABLE}"
 PROFILE_COLUMNS = "segment_id, segment_name, size, share, top_features, model_version, as_of_date"
 PROFILES_DDL = (
     "segment_id integer, segment_name varchar, size bigint, share double, top_features varchar, "
@@ -72,10 +69,10 @@ def run(settings: Settings, as_of_date: date) -> dict[str, Any]:
     model = tracking.load_champion(settings)
     if model is None:
         raise RuntimeError(
-            f"no '{tracking.CHAMPION}' alias on model {settings['ml']['registered_model_name']}: run ml.train first"
+            f"no '{tracking.CHAMPION}' alias on model {settings.ml.registered_model_name}: run ml.train first"
         )
     names = {int(seg): info["name"] for seg, info in model.segment_names.items()}
-    chunk_size = int(settings["ml"]["assign_chunk_size"])
+    chunk_size = int(settings.ml.assign_chunk_size)
     written = 0
     with connect(settings) as con:
         present = set(features.table_columns(con))
@@ -90,7 +87,7 @@ def run(settings: Settings, as_of_date: date) -> dict[str, Any]:
         lookup = np.array([names.get(i, "") for i in range(max(names, default=0) + 1)], dtype=object)
         writer = con.cursor()
         try:
-            with threadpool_limits(limits=settings["ml"].get("threads")):
+            with threadpool_limits(limits=settings.ml.threads):
                 for frame in features.iter_chunks(con, model.features, chunk_size, present):
                     labels, distances = score_chunk(model.pipeline, frame, model.features)
                     out = pd.DataFrame(
@@ -113,7 +110,7 @@ def run(settings: Settings, as_of_date: date) -> dict[str, Any]:
         finally:
             writer.close()
         counts = con.execute(f"select segment_id, count(*) from {STAGING} group by 1 order by 1").fetchall()
-        profiles = profile_rows(model, dict(counts), as_of_date, int(settings["ml"].get("profile_top_features", 5)))
+        profiles = profile_rows(model, dict(counts), as_of_date, int(settings.ml.profile_top_features))
         con.execute("begin transaction")
         try:
             con.execute(f"drop table if exists {TARGET}")
@@ -167,18 +164,3 @@ def profile_rows(model: tracking.LoadedModel, counts: dict[int, int], as_of_date
             }
         )
     return pd.DataFrame(rows, columns=[c.strip() for c in PROFILE_COLUMNS.split(",")])
-
-
-def publish_profiles(con: duckdb.DuckDBPyConnection, as_of_date: date) -> int:
-    """Copy ml_stage.segment_profiles into marts.segment_profiles, replacing that as-of date's rows.
-
-    Runs no transaction of its own (call it inside the publish step's). Returns the number of rows published.
-    """
-    dates = con.execute(f"select distinct as_of_date from {PROFILES_STAGE}").fetchall()
-    if [d[0] for d in dates] != [as_of_date]:
-        raise RuntimeError(f"{PROFILES_STAGE} holds as-of dates {dates}, expected only {as_of_date}")
-    con.execute("create schema if not exists marts")
-    con.execute(f"create table if not exists {PROFILES_MART} ({PROFILES_DDL})")
-    con.execute(f"delete from {PROFILES_MART} where as_of_date = ?", [as_of_date])
-    con.execute(f"insert into {PROFILES_MART} select {PROFILE_COLUMNS} from {PROFILES_STAGE} order by segment_id")
-    return int(con.execute(f"select count(*) from {PROFILES_MART} where as_of_date = ?", [as_of_date]).fetchone()[0])

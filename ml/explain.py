@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from ml import features, tracking
-from seg.config import Settings
-from seg.warehouse import connect, table_exists
+from seg.core.config import Settings
+from seg.core.warehouse import connect, table_exists
 
 
 def _current(con, customer_id: str) -> dict[str, Any] | None:
@@ -53,7 +53,7 @@ def _since(con, person_id: str, segment_id: int) -> tuple[str | None, dict[str, 
 
 def _model_version(settings: Settings, version: str):
     mlc = tracking.client(settings)
-    return mlc.get_model_version(settings["ml"]["registered_model_name"], str(version))
+    return mlc.get_model_version(settings.ml.registered_model_name, str(version))
 
 
 def why(
@@ -94,7 +94,7 @@ def why(
 def explain(settings: Settings, customer_id: str) -> dict[str, Any]:
     """{customer_id, person_id, segment_id, segment_name, as_of_date, model_version, since, previous_segment,
     why: [{feature, value, customer_z, segment_z, gap}]}; raises LookupError for an unknown customer."""
-    cfg = settings["ml"]
+    cfg = settings.ml
     with connect(settings, read_only=True) as con:
         if not table_exists(con, "marts", "customer_segments"):
             raise LookupError("marts.customer_segments does not exist yet: run the pipeline (publish) first")
@@ -123,8 +123,8 @@ def explain(settings: Settings, customer_id: str) -> dict[str, Any]:
             values,
             model.reference,
             int(current["segment_id"]),
-            float(cfg["naming_min_abs_z"]),
-            int(cfg.get("profile_top_features", 5)),
+            float(cfg.naming_min_abs_z),
+            int(cfg.profile_top_features),
         ),
     }
 

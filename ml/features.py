@@ -19,7 +19,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from seg.config import Settings
+from seg.core.config import Settings
 
 SCHEMA = "marts"
 TABLE = "customer_features"
@@ -301,9 +301,9 @@ def profile_space(frame: pd.DataFrame, features: Sequence[str], log_features: Se
 
 def configured_features(settings: Settings) -> list[str]:
     """`ml.features` then `ml.lifecycle_features` (config order, no duplicates)."""
-    cfg = settings["ml"]
+    cfg = settings.ml
     out: list[str] = []
-    for f in [*cfg["features"], *cfg.get("lifecycle_features", [])]:
+    for f in [*cfg.features, *cfg.lifecycle_features]:
         if f not in out:
             out.append(f)
     return out

@@ -26,7 +26,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
-from seg.config import Settings
+from seg.core.config import Settings
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -47,8 +47,8 @@ def client(settings: Settings) -> MlflowClient:
     """Point MLflow (fluent API and client) at this data directory's store; create the SQLite parent folder.
 
     `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI to the environment (for
-    subprocesses). seg.config reads MLFLOW_TRACKING_URI as an override, so the export would silently point every
-    later `seg.config.load()` in this process (another data directory, e.g. the next test) at this store; the
+    subprocesses). seg.core.config reads MLFLOW_TRACKING_URI as an override, so the export would silently point every
+    later `seg.core.config.load()` in this process (another data directory, e.g. the next test) at this store; the
     variables are put back as they were. MLflow keeps the URI in its own module state, which is what it reads.
     """
     uri = settings.mlflow_tracking_uri
@@ -69,7 +69,7 @@ def client(settings: Settings) -> MlflowClient:
 
 def experiment_id(settings: Settings, name: str | None = None) -> str:
     """Id of the experiment `name` (default `ml.experiment_name`), created with the configured artifact root."""
-    name = name or settings["ml"]["experiment_name"]
+    name = name or settings.ml.experiment_name
     mlc = client(settings)
     experiment = mlc.get_experiment_by_name(name)
     if experiment is not None:
@@ -88,7 +88,7 @@ def pip_requirements() -> list[str]:
 def champion_version(settings: Settings, alias: str = CHAMPION) -> ModelVersion | None:
     """The model version behind `alias` of `ml.registered_model_name`, or None if there is none yet."""
     mlc = client(settings)
-    name = settings["ml"]["registered_model_name"]
+    name = settings.ml.registered_model_name
     try:
         registered = mlc.get_registered_model(name)
     except MlflowException as exc:
@@ -106,7 +106,7 @@ def version_trained_on(settings: Settings, as_of_date) -> ModelVersion | None:
 
     Lets a rerun of a date reuse that day's training instead of registering another version.
     """
-    name = settings["ml"]["registered_model_name"]
+    name = settings.ml.registered_model_name
     try:
         found = client(settings).search_model_versions(f"name = '{name}' and tag.as_of_date = '{as_of_date.isoformat()}'")
     except MlflowException as exc:
@@ -144,7 +144,7 @@ def quiet_airflow_deprecations() -> Iterator[None]:
 def load_version(settings: Settings, version: ModelVersion) -> LoadedModel:
     """Download one model version and load its sklearn pipeline, reference.json and segment_names.json."""
     client(settings)
-    name = settings["ml"]["registered_model_name"]
+    name = settings.ml.registered_model_name
     with tempfile.TemporaryDirectory(prefix="seg-model-") as tmp:
         local = Path(
             mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version.version}", dst_path=tmp)

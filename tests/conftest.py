@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from seg import config
+from seg.core import config
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def dagbag(tmp_path_factory):
     Airflow reads its configuration when first imported, so the environment for a throwaway data directory is set
     before that import (and stays: later in-process Airflow users share this one configuration).
     """
-    from seg.orchestrate import DAGS_FOLDER, airflow_env
+    from seg.pipeline.airflow import DAGS_FOLDER, airflow_env
 
     os.environ.update(airflow_env(config.load(tmp_path_factory.mktemp("airflow_data"))))
     from airflow.dag_processing.dagbag import DagBag

@@ -1,8 +1,8 @@
 -- Hand-written baseline: the dbt project's transformations (staging -> identity -> marts customers, orders,
 -- sessions, customer_rfm, customer_features) as one plain DuckDB script, for the performance comparison in
--- seg/dbt_baseline.py. It is not part of the pipeline; dbt only lists it as an analysis.
+-- seg/bench/dbt_baseline.py. It is not part of the pipeline; dbt only lists it as an analysis.
 --
--- Run by seg.dbt_baseline.run_hand_written() on a separate DuckDB file over the same lake, which first defines:
+-- Run by seg.bench.dbt_baseline.run_hand_written() on a separate DuckDB file over the same lake, which first defines:
 --   views raw_<source> over the lake Parquet files, table rfm_segments (the dbt seed), DuckDB variables as_of_date
 --   (DATE), reporting_currency and fx_max_rate_age_days.
 -- Statements are separated by lines holding only ';;'. A statement `-- @components <edges> <nodes> <out>` is not

@@ -11,7 +11,7 @@
 -#}
 {% macro sessionized_events_rebuild_delete(events_relation) -%}
 {%- if is_incremental() -%}
-{%- set gap_seconds = var('session_gap_minutes') | int * 60 -%}
+{%- set gap_seconds = setting_var('session_gap_minutes', 30) | int * 60 -%}
 delete from {{ this }} as existing
 where exists (
     select 1
@@ -25,7 +25,7 @@ where exists (
                 anonymous_id,
                 min(occurred_at) as landed_from
             from {{ events_relation }}
-            where ingest_date >= {{ add_days(as_of_date(), -1 * (var('lookback_days') | int)) }}
+            where ingest_date >= {{ add_days(as_of_date(), -1 * (setting_var('lookback_days', 0) | int)) }}
             group by anonymous_id
         ) as landed
             on stored.anonymous_id = landed.anonymous_id

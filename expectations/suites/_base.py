@@ -21,7 +21,7 @@ import great_expectations as gx
 import yaml
 from great_expectations.expectations import Expectation
 
-from seg.config import Settings
+from seg.core.config import Settings
 
 POLICY_FILE = Path(__file__).resolve().parent.parent / "gates.yml"
 SEVERITIES = ("critical", "warning")

@@ -1,4 +1,4 @@
-"""Raw suites derived from the data contract (seg/contract/sources.yml).
+"""Raw suites derived from the data contract (seg/core/contract/sources.yml).
 
 For one source and one ingest date the batch is `lake.<source>` filtered on `ingest_date`; the expectations are:
 
@@ -28,7 +28,7 @@ import great_expectations.expectations as gxe
 
 from expectations import duckdb_compat as compat
 from expectations.suites._base import GateContext, SuiteBuilder, Target
-from seg.contract import Source, for_settings
+from seg.core.contract import Source, for_settings
 
 LINEAGE_COLUMNS = ("_source_file", "_row_number")
 NUMERIC_TYPES = ("integer", "bigint", "double")
@@ -48,7 +48,7 @@ def raw_target(ctx: GateContext, source: str) -> Target:
 
 def future_limit(ctx: GateContext) -> dt.datetime:
     """Latest acceptable timestamp for rows landed on the as-of date (the rule landing applies)."""
-    tolerance = int(ctx.settings["landing"]["future_tolerance_hours"])
+    tolerance = ctx.settings.landing.future_tolerance_hours
     return ctx.day_end + dt.timedelta(hours=tolerance)
 
 

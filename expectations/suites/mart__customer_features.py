@@ -1,4 +1,9 @@
-"""mart__customer_features: the model's input has exactly one row per customer."""
+"""mart__customer_features: the model's input has exactly one row per customer.
+
+Only the count is checked here: it is the contract between the features stage and the marts it is built from.
+person_id unique / not_null / in customers are dbt tests (models/marts/customers/_customers__models.yml, severity
+error, run by `build_features`); they make the features a subset of the customers, this makes them all of them.
+"""
 
 from __future__ import annotations
 

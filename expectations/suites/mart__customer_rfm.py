@@ -1,16 +1,23 @@
-"""mart__customer_rfm: recency / frequency / monetary scores are quintiles (1-5) and money is never negative."""
+"""mart__customer_rfm: the marts gate requires the relation; everything about its rows is a dbt test.
+
+dbt_project/models/marts/customers/_customers__models.yml owns the content (severity error, so a failure stops
+`dbt_build` before this gate): person_id unique / not_null / in customers, r/f/m/fm_score not_null and within 1-5,
+recency_days >= 0, frequency >= 1, monetary not_null and >= 0, rfm_segment in the seed; the unit test
+test_rfm_scores_quintiles_and_names_segments pins the quintile arithmetic and assert_orders_reconcile_with_lake
+the sums against marts.orders. Checking any of them here again would check the same thing twice
+(expectations/ in STYLE.md), so the suite has no expectation of its own: the gate runner still fails the gate
+(`marts.customer_rfm.table_exists`, critical) when the relation is missing.
+"""
 
 from __future__ import annotations
 
 import great_expectations as gx
-import great_expectations.expectations as gxe
 
 from expectations import duckdb_compat as compat
 from expectations.suites._base import GateContext, SuiteBuilder, Target
 
 SUITE = "mart__customer_rfm"
 RELATION = "marts.customer_rfm"
-SCORES = ("r_score", "f_score", "m_score")
 
 
 def target(ctx: GateContext) -> Target:
@@ -18,8 +25,4 @@ def target(ctx: GateContext) -> Target:
 
 
 def build_suite(ctx: GateContext) -> gx.ExpectationSuite:
-    b = SuiteBuilder(SUITE, ctx)
-    for score in SCORES:
-        b.add("score_range", gxe.ExpectColumnValuesToBeBetween(column=score, min_value=1, max_value=5), column=score)
-    b.add("bounds", gxe.ExpectColumnValuesToBeBetween(column="monetary", min_value=0), column="monetary")
-    return b.build()
+    return SuiteBuilder(SUITE, ctx).build()

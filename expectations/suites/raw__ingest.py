@@ -35,7 +35,7 @@ import great_expectations.expectations as gxe
 
 from expectations.suites._base import GateContext, SuiteBuilder, Target
 from expectations.suites._contract import source_files
-from seg.contract import load_contract
+from seg.core.contract import load_contract
 
 SUITE = "raw__ingest"
 PROFILE = "monitoring.ingest_profile"

@@ -12,28 +12,27 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import shutil
 import time
-from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from seg.config import Paths, write_deployment
-from seg.contract import SOURCES
+from seg.core.config import Paths, write_deployment
 from seg.generate.day import DaySimulator
-from seg.generate.faults import FAULT_KINDS, Fault, apply_file_faults, apply_row_faults, parse_fault, validate_faults
-from seg.generate.params import PERSONAS_FILE, load_params
-from seg.generate.truth import identities_table, personas_table, triggers_table
-from seg.generate.world import build_world
+from seg.generate.delivery import PARQUET_OPTIONS, WAITING_DAYS, Delivery, file_path
+from seg.generate.faults import FAULT_KINDS, Fault, parse_fault, validate_faults
+from seg.generate.params import PERSONAS_FILE, Params, load_params
+from seg.generate.population import build_world
+from seg.generate.truth import TruthAcc, identities_table, personas_table, triggers_table
+from seg.generate.world import World
 
 __all__ = ["run", "parse_fault", "Fault", "FAULT_KINDS", "file_path"]
 
 GENERATOR_VERSION = 1
-PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1}
 # The synthetic shop as a deployment: its identifier formats and plausible maxima (the overlay), and its money in
 # EUR. `run` writes this as the data directory's deployment.yml (config.DEPLOYMENT_FILE), so every run on generated
 # data lands under the generator's own rules; data from anywhere else is held only to the shared contract.
@@ -55,11 +54,6 @@ def rates_table(day: dt.date) -> pa.Table:
     })
 
 
-def file_path(paths: Paths, source: str, day: dt.date) -> Path:
-    d = day.isoformat()
-    return paths.incoming / source / d / f"{source}_{d}.parquet"
-
-
 def _as_date(value, name: str) -> dt.date:
     if isinstance(value, dt.datetime):
         return value.date()
@@ -73,18 +67,31 @@ def _as_date(value, name: str) -> dt.date:
     raise ValueError(f"{name} must be a date (YYYY-MM-DD), got {value!r}")
 
 
-def run(paths: Paths, *, customers: int, days: int, end: dt.date, seed: int,
-        drift_from: dt.date | None = None, faults=()) -> dict:
-    """Generate `days` days ending on `end` (inclusive) for `customers` people into paths.incoming, and the
-    truth into paths.truth. Returns a summary (rows per source, files written, seconds, ...)."""
-    t0 = time.perf_counter()
-    if isinstance(customers, bool) or not isinstance(customers, int | np.integer) or customers < 1:
-        raise ValueError(f"customers must be a positive integer, got {customers!r}")
-    if isinstance(days, bool) or not isinstance(days, int | np.integer) or days < 1:
-        raise ValueError(f"days must be a positive integer, got {days!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    customers, days, seed = int(customers), int(days), int(seed)
+@dataclass(frozen=True)
+class _Request:
+    """What `run` was asked for, checked and normalised."""
+
+    customers: int
+    days: int
+    start: dt.date
+    end: dt.date
+    seed: int
+    drift_from: dt.date | None
+    faults: list[Fault]
+
+
+def _int_at_least(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        kind = "a positive" if minimum > 0 else "a non-negative"
+        raise ValueError(f"{name} must be {kind} integer, got {value!r}")
+    return int(value)
+
+
+def _checked_request(customers, days, end, seed, drift_from, faults) -> _Request:
+    """The arguments of `run`, checked in this order (the first problem is the one reported)."""
+    customers = _int_at_least(customers, "customers", 1)
+    days = _int_at_least(days, "days", 1)
+    seed = _int_at_least(seed, "seed", 0)
     if customers > 40_000_000:  # customer ids are C + 8 digits (people plus ~3 % second records)
         raise ValueError(f"customers must be at most 40,000,000, got {customers}")
     end = _as_date(end, "end")
@@ -93,108 +100,97 @@ def run(paths: Paths, *, customers: int, days: int, end: dt.date, seed: int,
         drift_from = _as_date(drift_from, "drift_from")
         if not start < drift_from <= end:
             raise ValueError(f"drift_from {drift_from} must be after the first day {start} and not after {end}")
-    fault_list = validate_faults(faults, start, end)
+    return _Request(customers=customers, days=days, start=start, end=end, seed=seed, drift_from=drift_from,
+                    faults=validate_faults(faults, start, end))
 
-    params = load_params()
-    pop_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 0])))
-    world = build_world(params, pop_rng, customers=customers, days=days, end=end, drift_from=drift_from)
-    sim = DaySimulator(world, seed)
 
-    by_file: dict[tuple[str, dt.date], list[Fault]] = defaultdict(list)
-    for f in fault_list:
-        by_file[(f.source, f.day)].append(f)
-
-    def rel(p: Path) -> str:
-        return p.relative_to(paths.incoming).as_posix()
-
+def _simulate_and_deliver(paths: Paths, req: _Request, sim: DaySimulator) -> Delivery:
+    """Simulate the days in order and write each into paths.incoming with its faults (files of earlier days
+    are written in the background meanwhile)."""
     paths.incoming.mkdir(parents=True, exist_ok=True)
-    rows = {s: 0 for s in SOURCES}
-    generated = {s: 0 for s in SOURCES}
-    files: list[str] = []
-    fault_records: list[dict] = []
-
-    def write(source: str, day: dt.date, table, target: Path, todo: list[Fault]) -> list[dict]:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, target, **PARQUET_OPTIONS)
-        return apply_file_faults(target, todo, rel)
-
-    def collect(job) -> None:
-        source, day, target, n_rows, recs, fut = job
-        recs = recs + fut.result()
-        files.append(rel(target))
-        rows[source] += n_rows
-        for r in recs:
-            if "copy" in r:
-                files.append(r["copy"])
-                rows[source] += n_rows
-            fault_records.append({"fault": r["fault"], "source": source, "kind": parse_fault(r["fault"]).kind,
-                                  "date": day.isoformat(), "applied": True, "file": rel(target),
-                                  **{k: v for k, v in r.items() if k != "fault"}})
-
-    # Files are written by one background thread while the next day is simulated (pyarrow releases the GIL);
-    # at most two days of tables wait for it, which bounds memory.
-    pending: deque = deque()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seg-generate-writer") as pool:
-        for d in range(days):
-            day = start + dt.timedelta(days=d)
-            tables = sim.simulate(d)
-            tables["fx_rates"] = rates_table(day)
-            for source in SOURCES:
-                target = file_path(paths, source, day)
-                if target.parent.exists():  # a re-run replaces the day's directory (incl. fault copies)
-                    shutil.rmtree(target.parent)
-                table = tables[source]
-                generated[source] += table.num_rows
-                todo = by_file.get((source, day), [])
-                if table.num_rows == 0:
-                    for f in todo:
-                        fault_records.append({"fault": str(f), "source": source, "kind": f.kind,
-                                              "date": day.isoformat(), "applied": False,
-                                              "reason": "no rows for this source on this day: no file written"})
-                    continue
-                table, recs = apply_row_faults(table, source, todo, seed)
-                fut = pool.submit(write, source, day, table, target, todo)
-                pending.append((source, day, target, table.num_rows, recs, fut))
-            del tables
-            while len(pending) > 2 * len(SOURCES):
-                collect(pending.popleft())
-        while pending:
-            collect(pending.popleft())
+        delivery = Delivery(paths, req.faults, req.seed, pool)
+        for d in range(req.days):
+            day = req.start + dt.timedelta(days=d)
+            # no reference to the day's tables stays here: once submitted only the writer's queue holds them,
+            # which is what collect() bounds
+            delivery.submit_day(day, {**sim.simulate(d), "fx_rates": rates_table(day)})
+            delivery.collect(keep_days=WAITING_DAYS)
+        delivery.collect()
+    return delivery
 
-    write_deployment(paths.root, DEPLOYMENT,
-                     "# Written by `seg generate`: this data directory is the generator's synthetic deployment.\n")
 
-    # ---------------------------------------------------------------- truth
-    truth = paths.truth
+def _write_truth(truth: Path, world: World, acc: TruthAcc, fault_records: list[dict]) -> dict[str, int]:
+    """personas, identities, triggers and faults.json into truth/; returns the number of rows per trigger."""
     truth.mkdir(parents=True, exist_ok=True)
     pq.write_table(personas_table(world), truth / "personas.parquet", **PARQUET_OPTIONS)
     pq.write_table(identities_table(world), truth / "identities.parquet", **PARQUET_OPTIONS)
-    trig = triggers_table(world, sim.acc)
+    trig = triggers_table(world, acc)
     pq.write_table(trig, truth / "triggers.parquet", **PARQUET_OPTIONS)
-    order = {str(f): i for i, f in enumerate(fault_list)}
-    fault_records.sort(key=lambda r: order[r["fault"]])
     (truth / "faults.json").write_text(json.dumps({"faults": fault_records}, indent=1) + "\n")
-    trig_counts = {k: int(v) for k, v in zip(*np.unique(trig.column("trigger").to_numpy(zero_copy_only=False),
-                                                          return_counts=True), strict=True)}
+    return {k: int(v) for k, v in zip(*np.unique(trig.column("trigger").to_numpy(zero_copy_only=False),
+                                                   return_counts=True), strict=True)}
+
+
+def _faults_in_given_order(req: _Request, records: list[dict]) -> list[dict]:
+    """The fault records in the order the faults were given (they are met day by day)."""
+    order = {str(f): i for i, f in enumerate(req.faults)}
+    return sorted(records, key=lambda r: order[r["fault"]])
+
+
+def _world_counts(world: World) -> dict:
+    return {"people": world.n, "crm_records": int(world.rec_person.size), "devices": int(world.dev_anon.size)}
+
+
+def _generation_meta(req: _Request, params: Params, world: World, delivery: Delivery,
+                     trig_counts: dict[str, int]) -> dict:
+    """truth/generation.json: how the data was generated (arguments, personas file) and what came out."""
     persona_counts = {params.names[i]: int(c) for i, c in enumerate(np.bincount(world.persona,
                                                                                 minlength=len(params.names)))}
-    meta = {
+    return {
         "generator_version": GENERATOR_VERSION,
-        "customers": customers, "days": days, "start": start.isoformat(), "end": end.isoformat(), "seed": seed,
-        "drift_from": drift_from.isoformat() if drift_from else None,
-        "faults": [str(f) for f in fault_list],
+        "customers": req.customers, "days": req.days, "start": req.start.isoformat(), "end": req.end.isoformat(),
+        "seed": req.seed, "drift_from": req.drift_from.isoformat() if req.drift_from else None,
+        "faults": [str(f) for f in req.faults],
         "personas_file_sha256": hashlib.sha256(PERSONAS_FILE.read_bytes()).hexdigest(),
-        "people": world.n, "crm_records": int(world.rec_person.size), "devices": int(world.dev_anon.size),
+        **_world_counts(world),
         "personas": persona_counts,
         "switched_personas": int((world.persona_after >= 0).sum()),
-        "rows_generated": generated, "rows_written": rows, "files": len(files), "triggers": trig_counts,
+        "rows_generated": delivery.generated, "rows_written": delivery.rows, "files": len(delivery.files),
+        "triggers": trig_counts,
     }
-    (truth / "generation.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def _summary(req: _Request, world: World, delivery: Delivery, trig_counts: dict[str, int],
+             fault_records: list[dict], seconds: float) -> dict:
+    """What `run` returns (and `seg generate` prints): counts, and per fault what was done to the data."""
     brief = ("applied", "reason", "affected_rows", "rows_kept", "rows_dropped", "column", "copy", "bytes_after")
     return {
-        "rows": rows, "rows_generated": generated, "files": len(files),
-        "seconds": round(time.perf_counter() - t0, 3), "start": start.isoformat(), "end": end.isoformat(),
-        "people": world.n, "crm_records": int(world.rec_person.size), "devices": int(world.dev_anon.size),
+        "rows": delivery.rows, "rows_generated": delivery.generated, "files": len(delivery.files),
+        "seconds": round(seconds, 3), "start": req.start.isoformat(), "end": req.end.isoformat(),
+        **_world_counts(world),
         "triggers": trig_counts,
         "faults": [{"fault": r["fault"], **{k: r[k] for k in brief if k in r}} for r in fault_records],
     }
+
+
+def run(paths: Paths, *, customers: int, days: int, end: dt.date, seed: int,
+        drift_from: dt.date | None = None, faults=()) -> dict:
+    """Generate `days` days ending on `end` (inclusive) for `customers` people into paths.incoming, and the
+    truth into paths.truth. Returns a summary (rows per source, files written, seconds, ...)."""
+    t0 = time.perf_counter()
+    req = _checked_request(customers, days, end, seed, drift_from, faults)
+    params = load_params()
+    # the population has its own stream (the days draw from [seed, 1, day], faults from [seed, 2, fault])
+    pop_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([req.seed, 0])))
+    world = build_world(params, pop_rng, customers=req.customers, days=req.days, end=req.end,
+                        drift_from=req.drift_from)
+    sim = DaySimulator(world, req.seed)
+    delivery = _simulate_and_deliver(paths, req, sim)
+    write_deployment(paths.root, DEPLOYMENT,
+                     "# Written by `seg generate`: this data directory is the generator's synthetic deployment.\n")
+    fault_records = _faults_in_given_order(req, delivery.fault_records)
+    trig_counts = _write_truth(paths.truth, world, sim.acc, fault_records)
+    meta = _generation_meta(req, params, world, delivery, trig_counts)
+    (paths.truth / "generation.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return _summary(req, world, delivery, trig_counts, fault_records, time.perf_counter() - t0)

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from seg.contract import SOURCES, load_contract
+from seg.core.contract import SOURCES, load_contract
 
 FAULT_KINDS = ("duplicate_file", "truncated_file", "missing_column", "unknown_event_type", "null_ids",
                "negative_amounts", "future_timestamps", "wrong_units", "volume_drop")

@@ -7,7 +7,7 @@ from functools import cache
 import numpy as np
 import pyarrow as pa
 
-from seg.contract import load_contract
+from seg.core.contract import load_contract
 
 ARROW_TYPES = {
     "varchar": pa.string(),

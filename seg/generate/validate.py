@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from seg.config import Paths
+from seg.core.config import Paths
 
 FEATURE_SQL = """
 with
@@ -95,10 +95,10 @@ order by p.person_id
 """
 
 
-def _settings_ml() -> dict:
-    from seg.config import load
+def _settings_ml():
+    from seg.core.config import load
 
-    return load().raw["ml"]
+    return load().ml
 
 
 def person_features(paths: Paths) -> pd.DataFrame:
@@ -141,11 +141,11 @@ def persona_recovery(paths: Paths, random_state: int = 42) -> dict:
 
     ml = _settings_ml()
     df = person_features(paths)
-    x = feature_matrix(df, list(ml["features"]), list(ml["log_features"]))
+    x = feature_matrix(df, list(ml.features), list(ml.log_features))
     k = df["persona"].nunique()
     labels = KMeans(n_clusters=k, n_init=10, random_state=random_state).fit_predict(x)
     ari = adjusted_rand_score(df["persona"], labels)
-    means = df.groupby("persona")[list(ml["features"])].mean()
+    means = df.groupby("persona")[list(ml.features)].mean()
     return {"ari": float(ari), "k": int(k), "people": len(df), "means": means,
             "crosstab": pd.crosstab(df["persona"], labels)}
 

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import duckdb
 
-from seg.config import Paths, Settings
-from seg.contract import IDENTIFIER_MAX_LENGTH, SOURCES, Column, Contract, Source, for_settings, load_contract
+from seg.core.config import Paths, Settings
+from seg.core.contract import IDENTIFIER_MAX_LENGTH, SOURCES, Column, Contract, Source, for_settings, load_contract
+from seg.core.warehouse import sql_str
 from seg.lake import money
-from seg.warehouse import sql_str
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ def land_file(settings: Settings, inc: IncomingFile, contract: Contract | None =
 
     con = duckdb.connect(":memory:")
     try:
-        con.execute(f"SET threads = {int(settings['warehouse']['threads'])}")
+        con.execute(f"SET threads = {settings.warehouse.threads}")
         con.execute("SET TimeZone = 'UTC'")  # text timestamps without an offset are UTC, whatever the machine's zone
         try:
             described = con.execute(f"DESCRIBE SELECT * FROM {_read_expression(inc)}").fetchall()
@@ -318,7 +318,7 @@ def land_file(settings: Settings, inc: IncomingFile, contract: Contract | None =
         kind = "VIEW" if inc.fmt == "parquet" else "TABLE"
         con.execute(f"CREATE TEMP {kind} src AS SELECT *, {row_number} AS _row_number FROM {_read_expression(inc)}")
 
-        tolerance = int(settings["landing"]["future_tolerance_hours"])
+        tolerance = settings.landing.future_tolerance_hours
         future_limit = f"(DATE {sql_str(inc.day)} + INTERVAL 1 DAY + INTERVAL {tolerance} HOUR)"
         # Only the cast values and the reasons are materialised; the raw text copies quarantine keeps are built
         # for the quarantined rows alone (casting every column of every row to text doubled the landing time).
@@ -326,27 +326,7 @@ def land_file(settings: Settings, inc: IncomingFile, contract: Contract | None =
         checked_sql = build_validation_sql(source, present, "src", future_limit, defaults, extra_checks)
         con.execute(f"CREATE TEMP TABLE checked AS {checked_sql}")
 
-        lineage = f"{sql_str(entry.file)} AS _source_file, _row_number"
-        contract_cols = ", ".join(_ident(c) for c in source.columns)
-        raw_cols = ", ".join(_ident(c) for c in source.columns)
-        landed, quarantined = con.execute(
-            "SELECT count(*) FILTER (WHERE _reasons = ''), count(*) FILTER (WHERE _reasons <> '') FROM checked"
-        ).fetchone()
-        if landed:
-            _copy(con, f"SELECT {contract_cols}, {lineage} FROM checked WHERE _reasons = '' ORDER BY _row_number", raw_target)
-        else:
-            raw_target.unlink(missing_ok=True)
-        if quarantined:
-            bad = (f"SELECT raw.*, checked._reasons FROM ({raw_copy_sql(source, present, 'src')}) AS raw "
-                   "INNER JOIN checked USING (_row_number) WHERE checked._reasons <> ''")
-            _copy(con, f"SELECT {raw_cols}, {lineage}, _reasons FROM ({bad}) ORDER BY _row_number", q_target)
-            entry.reasons = dict(con.execute(
-                "SELECT reason, count(*) FROM (SELECT unnest(string_split(_reasons, '; ')) AS reason FROM checked "
-                "WHERE _reasons <> '') GROUP BY reason ORDER BY count(*) DESC, reason"
-            ).fetchall())
-        else:
-            q_target.unlink(missing_ok=True)
-        entry.rows_landed, entry.rows_quarantined = int(landed), int(quarantined)
+        _split_checked_rows(con, entry, source, present, raw_target, q_target)
     finally:
         con.close()
 
@@ -358,6 +338,32 @@ def land_file(settings: Settings, inc: IncomingFile, contract: Contract | None =
     log.info("landed %s: %s in, %s landed, %s quarantined %s", entry.file, entry.rows_in, entry.rows_landed,
              entry.rows_quarantined, entry.reasons or "")
     return entry
+
+
+def _split_checked_rows(con: duckdb.DuckDBPyConnection, entry: ManifestEntry, source: Source, present: dict[str, str],
+                        raw_target: Path, q_target: Path) -> None:
+    """Write the rows of temp table `checked` without reasons to the raw partition and the others, as the file's
+    text with their reasons, to the quarantine partition; record the counts and reasons in the manifest entry."""
+    lineage = f"{sql_str(entry.file)} AS _source_file, _row_number"
+    columns = ", ".join(_ident(c) for c in source.columns)
+    landed, quarantined = con.execute(
+        "SELECT count(*) FILTER (WHERE _reasons = ''), count(*) FILTER (WHERE _reasons <> '') FROM checked"
+    ).fetchone()
+    if landed:
+        _copy(con, f"SELECT {columns}, {lineage} FROM checked WHERE _reasons = '' ORDER BY _row_number", raw_target)
+    else:
+        raw_target.unlink(missing_ok=True)
+    if quarantined:
+        bad = (f"SELECT raw.*, checked._reasons FROM ({raw_copy_sql(source, present, 'src')}) AS raw "
+               "INNER JOIN checked USING (_row_number) WHERE checked._reasons <> ''")
+        _copy(con, f"SELECT {columns}, {lineage}, _reasons FROM ({bad}) ORDER BY _row_number", q_target)
+        entry.reasons = dict(con.execute(
+            "SELECT reason, count(*) FROM (SELECT unnest(string_split(_reasons, '; ')) AS reason FROM checked "
+            "WHERE _reasons <> '') GROUP BY reason ORDER BY count(*) DESC, reason"
+        ).fetchall())
+    else:
+        q_target.unlink(missing_ok=True)
+    entry.rows_landed, entry.rows_quarantined = int(landed), int(quarantined)
 
 
 def _money_rules(settings: Settings, con: duckdb.DuckDBPyConnection, source: Source, present: dict[str, str],
@@ -372,7 +378,7 @@ def _money_rules(settings: Settings, con: duckdb.DuckDBPyConnection, source: Sou
     if reporting is None:
         return {}, None  # no currency anywhere yet: nothing to convert, nothing to fill
     money.load_rates(con, settings, reporting)
-    max_age = int(settings["fx"]["max_rate_age_days"])
+    max_age = settings.fx.max_rate_age_days
 
     def extra(casts: dict[str, str]) -> list[str]:
         return [money.conversion_check(casts["currency"], casts["ordered_at"], reporting, max_age, configured)]
@@ -388,7 +394,7 @@ def land_source(settings: Settings, source: str, up_to: dt.date) -> dict:
     currency = money.reporting_currency(settings) if source == "orders" else None
     summary = {"source": source, "files_seen": 0, "files_landed": 0, "files_skipped": 0, "files_rejected": 0,
                "files_duplicate": 0, "rows_in": 0, "rows_landed": 0, "rows_quarantined": 0, "entries": []}
-    for inc in discover(settings.paths, up_to, [source], settings["landing"]["formats"]):
+    for inc in discover(settings.paths, up_to, [source], settings.landing.formats):
         summary["files_seen"] += 1
         entry = land_file(settings, inc, contract, known, currency)
         if entry is None:

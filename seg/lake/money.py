@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import duckdb
 
-from seg.config import Settings
-from seg.warehouse import sql_str
+from seg.core.config import Settings
+from seg.core.warehouse import sql_str
 
 ISO_4217 = r"^[A-Z]{3}$"
 

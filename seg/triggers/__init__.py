@@ -1,11 +1,16 @@
 """Behavioural trigger segments, evaluated in micro-batches next to the daily ML segments.
 
     definitions.py  config/triggers.yml -> Trigger dataclasses (pattern, window, threshold, exclusion, expiry, priority)
-    evaluate.py     the triggers in DuckDB SQL at one evaluation time (no look-ahead), identities resolved
-    microbatch.py   land the day's files, evaluate, write history / current / changes tables + the hybrid view
-    publish.py      current memberships to Redis (versioned keys, atomic pointer switch), changes to a stream
-    orchestrate.py  the DAG segmentation_triggers through Airflow's dag.test (`seg triggers run`)
-    bench.py        `bench(...)`: a micro-batch at scale and a Redis publish of N memberships
+    sessions.py     the session rule shared with dbt (gap: settings sessions.gap_minutes)
+    sql.py          the triggers in DuckDB SQL at one evaluation time (no look-ahead), people from marts.identities
+    tables.py       the trigger tables: names, layouts and every write (history / current / changes, the hybrid
+                    view, triggers.runs, lapsing's activity cache)
+    batch.py        evaluate_and_write(settings, at): one evaluation, written to the tables
+    redis.py        current memberships to Redis (versioned keys, atomic pointer switch), changes to a stream
+
+Imports run one way: definitions, sessions, tables <- sql <- batch; redis reads the tables. The micro-batch
+(land -> evaluate + write -> Redis) is seg/pipeline/microbatch.py, the DAG dags/segmentation_triggers.py, the CLI
+`seg triggers` seg/pipeline/triggers_cli.py, the benchmark seg/bench/triggers.py.
 
 "Who was in cart_abandonment on 2026-11-02, and why":
 
@@ -14,12 +19,3 @@
     where trigger = 'cart_abandonment'
       and entered_at < date '2026-11-03' and coalesce(exited_at, expires_at) > date '2026-11-02'
 """
-
-from __future__ import annotations
-
-
-def bench(*args, **kwargs) -> dict:
-    """See seg.triggers.bench.run."""
-    from seg.triggers.bench import run
-
-    return run(*args, **kwargs)

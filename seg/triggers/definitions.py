@@ -1,9 +1,10 @@
 """Trigger definitions: config/triggers.yml (or SEG_TRIGGERS_CONFIG) -> validated dataclasses.
 
 A definition names its pattern, window, threshold, exclusion, membership expiry and priority; the evaluation SQL
-(seg.triggers.evaluate) interprets them. A bad file raises ValueError naming the trigger and the field.
+(seg.triggers.sql) interprets them. A bad file raises ValueError naming the trigger and the field.
 The Airflow pool of the warehouse-writing tasks is not set here: it is airflow.warehouse_pool in config/settings.yml,
-shared with the daily DAG (one DuckDB writer across DAGs).
+shared with the daily DAG (one DuckDB writer across DAGs). Nor is the session gap: sessions.gap_minutes in
+config/settings.yml, shared with dbt (seg.triggers.sessions.gap).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from seg.config import REPO_ROOT
+from seg.core.config import REPO_ROOT
 
 DEFAULT_FILE = REPO_ROOT / "config" / "triggers.yml"
 KINDS = ("cart_abandonment", "repeated_product_view", "browse_abandonment", "lapsing", "win_back")
@@ -56,7 +57,6 @@ class TriggerConfig:
     schedule: str
     land_sources: list[str]
     horizon: dt.timedelta
-    session_gap: dt.timedelta
     lock_timeout_s: float
     redis_prefix: str
     stream_maxlen: int
@@ -103,6 +103,9 @@ def load(path: Path | str | None = None) -> TriggerConfig:
         raise ValueError(f"{path}: no triggers defined")
     if any(t.kind == "win_back" for t in triggers.values()) and not any(t.kind == "lapsing" for t in triggers.values()):
         raise ValueError("win_back needs a lapsing trigger")
+    if "session_gap" in raw:  # an older file: one gap for dbt's sessions and the triggers' now
+        raise ValueError(f"{path}: session_gap is not a trigger setting any more: the session gap is "
+                         "sessions.gap_minutes in config/settings.yml (dbt's sessions use it too); remove it here")
     if "warehouse_pool" in raw:  # an older file: the pool is a setting shared by every DAG now
         warnings.warn(
             f"{path}: warehouse_pool is ignored; the pool is airflow.warehouse_pool in config/settings.yml",
@@ -111,7 +114,7 @@ def load(path: Path | str | None = None) -> TriggerConfig:
     cfg = TriggerConfig(
         triggers=triggers, schedule=str(raw.get("schedule", "*/15 * * * *")),
         land_sources=list(raw.get("land_sources") or ["events", "orders", "order_items"]),
-        horizon=parse_duration(raw.get("horizon", "5d")), session_gap=parse_duration(raw.get("session_gap", "30m")),
+        horizon=parse_duration(raw.get("horizon", "5d")),
         lock_timeout_s=float(raw.get("lock_timeout_s", 600)),
         redis_prefix=str((raw.get("redis") or {}).get("key_prefix", "seg:triggers")),
         stream_maxlen=int((raw.get("redis") or {}).get("stream_maxlen", 100_000)),

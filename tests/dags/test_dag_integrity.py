@@ -2,7 +2,7 @@
 
 import pytest
 
-from seg.contract import SOURCES
+from seg.core.contract import SOURCES
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Real dbt builds (through seg.dbt.build) on small fixture lakes in temporary data directories.
+"""Real dbt builds (through seg.transform.dbt.build) on small fixture lakes in temporary data directories.
 
 Each lake is built once per test session and shared by the tests that only read its warehouse: a dbt build
 costs seconds, the queries milliseconds.
@@ -12,8 +12,8 @@ from contextlib import contextmanager
 import duckdb
 import pytest
 
-from seg import config
-from seg import dbt as seg_dbt
+from seg.core import config
+from seg.transform import dbt as seg_dbt
 from tests.dbt import fixture_lake
 
 EARLIER = "2025-03-09"

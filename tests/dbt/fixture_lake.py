@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from seg.contract import load_contract
+from seg.core.contract import load_contract
 
 AS_OF = "2025-03-31"
 

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from seg import config
-from seg import dbt as seg_dbt
+from seg.core import config
+from seg.transform import dbt as seg_dbt
 from tests.dbt import fixture_lake as lake
 from tests.dbt.conftest import EARLIER
 
@@ -59,7 +59,7 @@ def test_layers_land_in_their_own_schemas(full_query):
 
 def test_customer_features_has_every_feature_the_model_reads(full_query):
     columns = {r[0] for r in full_query("select column_name from (describe marts.customer_features)")}
-    wanted = set(config.load()["ml"]["features"]) | {"person_id", "customer_id", "as_of_date"}
+    wanted = set(config.load().ml.features) | {"person_id", "customer_id", "as_of_date"}
     assert wanted <= columns, wanted - columns
 
 
@@ -377,11 +377,11 @@ def test_as_of_date_must_be_an_iso_date(tmp_path):
 
 
 def test_vars_come_from_settings_and_the_as_of_date(tmp_path):
-    settings = config.load(tmp_path)
-    settings.raw["dbt"] = {"lookback_days": 5, "vars": {"session_gap_minutes": 20}}
+    settings = config.load(tmp_path).with_overrides({"dbt": {"lookback_days": 5, "vars": {"identity_max_iterations": 4}}})
     assert seg_dbt._vars(settings, dt.date(2025, 3, 31)) == {
-        "session_gap_minutes": 20,
+        "identity_max_iterations": 4,
         "lookback_days": 5,
+        "session_gap_minutes": 30,
         "reporting_currency": "EUR",  # nothing configured, no order landed yet
         "fx_max_rate_age_days": 7,
         "as_of_date": "2025-03-31",

@@ -14,9 +14,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from seg import config, dbt_baseline, generate, identity_quality
-from seg import dbt as seg_dbt
+from seg import generate
+from seg.bench import dbt_baseline, identity_quality
+from seg.core import config
 from seg.lake import landing
+from seg.transform import dbt as seg_dbt
 
 END = dt.date(2025, 3, 31)
 CUSTOMERS = 2500
@@ -56,7 +58,7 @@ def _history_counts(settings) -> dict[str, dict[dt.date, int]]:
 
 def _with_threads(settings, threads: int):
     other = config.load(settings.paths.root)
-    other.raw["warehouse"] = dict(other.raw.get("warehouse") or {}, threads=threads)
+    other = other.with_overrides({"warehouse": {"threads": threads}})
     return other
 
 

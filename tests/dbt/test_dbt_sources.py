@@ -1,11 +1,11 @@
 import yaml
 
-from seg.contract import dbt_sources, load_contract
+from seg.core.contract import dbt_sources, load_contract
 
 
 def test_committed_sources_file_equals_the_one_generated_from_the_contract():
     committed = dbt_sources.SOURCES_FILE.read_text()
-    assert committed == dbt_sources.render(), "run: python -m seg.contract.dbt_sources"
+    assert committed == dbt_sources.render(), "run: python -m seg.core.contract.dbt_sources"
     assert dbt_sources.main(["--check"]) == 0
 
 

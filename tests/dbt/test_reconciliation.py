@@ -8,8 +8,8 @@ import shutil
 import duckdb
 import pytest
 
-from seg import config
-from seg import dbt as seg_dbt
+from seg.core import config
+from seg.transform import dbt as seg_dbt
 from tests.dbt import fixture_lake as lake
 
 TEST = "assert_orders_reconcile_with_lake"

@@ -1,6 +1,6 @@
 """End-to-end helpers: a small generated lake, and `seg run` in a subprocess.
 
-Airflow reads its configuration once per process, so each DAG run gets a fresh `python -m seg.cli run`
+Airflow reads its configuration once per process, so each DAG run gets a fresh `python -m seg.pipeline.cli run`
 process with its own SEG_DATA_DIR (and therefore its own AIRFLOW_HOME, warehouse and MLflow store).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from seg import config
+from seg.core import config
 
 # A Wednesday: the first run trains (no champion yet), the second day (not a training weekday) reuses the champion.
 END = dt.date(2026, 11, 4)
@@ -30,7 +30,7 @@ _STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "SEG_MLFLOW_AR
 def seg_run(data_dir: Path, *args: str, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
     inherited = {k: v for k, v in os.environ.items() if k not in _STORE_VARIABLES}
     full_env = {**inherited, "SEG_DATA_DIR": str(data_dir), **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "seg.cli", *args], env=full_env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([sys.executable, "-m", "seg.pipeline.cli", *args], env=full_env, capture_output=True, text=True, timeout=timeout)
     log = data_dir / f"seg_{'_'.join(a.replace('/', '_') for a in args)}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)

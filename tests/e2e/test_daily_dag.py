@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 
-from seg import config
-from seg.contract import SOURCES
+from seg.core import config
+from seg.core.contract import SOURCES
 from seg.lake.landing import read_manifests
 
 from .conftest import END, as_generator_deployment, query, seg_run
@@ -94,7 +94,7 @@ def test_mlflow_run_with_metrics_and_a_champion(ran):
 
     # not mlflow.set_tracking_uri: it exports MLFLOW_TRACKING_URI, which later `seg run` subprocesses would inherit
     client = mlflow_client(settings)
-    name = settings["ml"]["registered_model_name"]
+    name = settings.ml.registered_model_name
     champion = client.get_model_version_by_alias(name, "champion")
     run = client.get_run(champion.run_id)
     assert run.data.metrics, "the training run logged metrics"

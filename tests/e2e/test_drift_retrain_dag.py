@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 
 import pytest
 import yaml
 
-from seg import config
+from seg.core import config
 
 from .conftest import query, seg_run
 
@@ -34,14 +35,35 @@ HISTORY_DAYS = 40
 TAIL_DAYS = 35
 
 
-def _settings_file(path) -> dict:
-    """config/settings.yml with a smaller model search (the decision logic is what is under test)."""
-    raw = config.load(path.parent / "unused").raw
-    raw["ml"].update(k_min=4, k_max=6, fit_sample_size=10_000)
-    raw["ml"]["selection"].update(stability_bootstraps=2, stability_sample_size=3000)
-    raw["drift"].update(segment_sample_size=5000)
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return raw
+# A smaller model search (the decision logic is what is under test).
+OVERRIDES = {
+    "ml": {
+        "k_min": 4,
+        "k_max": 6,
+        "fit_sample_size": 10_000,
+        "selection": {"stability_bootstraps": 2, "stability_sample_size": 3000},
+    },
+    "drift": {"segment_sample_size": 5000},
+}
+
+
+def _merged(base: dict, overrides: Mapping) -> dict:
+    for key, value in overrides.items():
+        base[key] = _merged(base[key], value) if isinstance(value, Mapping) else value
+    return base
+
+
+def _settings_file(path) -> config.Settings:
+    """config/settings.yml with OVERRIDES, written for the DAG's `seg run` (SEG_CONFIG); returns it loaded, which
+    checks it as the subprocess will."""
+    document = _merged(yaml.safe_load(config.DEFAULT_SETTINGS.read_text()), OVERRIDES)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEG_CONFIG", str(path))
+        written = config.load(path.parent / "unused")
+    expected = config.load(path.parent / "unused").with_overrides(OVERRIDES)
+    assert (written.ml, written.drift) == (expected.ml, expected.drift)
+    return written
 
 
 def _stages(settings, day: dt.date) -> dict[str, str]:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from seg import config
-from seg.contract import SOURCES
+from seg.core import config
+from seg.core.contract import SOURCES
 from seg.lake.landing import read_manifests
 
 from .conftest import as_generator_deployment, query, seg_run

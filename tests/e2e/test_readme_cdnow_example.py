@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from seg import config
+from seg.core import config
 
 from .conftest import query, seg_run
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seg import config
+from seg.core import config
 
 from .conftest import END, as_generator_deployment, seg_run
 

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from seg import config
+from seg.core import config
 
 from .conftest import END, as_generator_deployment, query, seg_run
 
@@ -51,7 +51,7 @@ def test_the_micro_batch_dag_runs_its_three_tasks_through_airflow(ran):
 
 
 def test_the_day_was_landed_and_memberships_published_to_redis_equal_the_table(ran):
-    from seg.triggers.publish import read_current
+    from seg.triggers.redis import read_current
 
     settings, _, r, prefix = ran
     assert (settings.paths.raw / "events" / f"ingest_date={END.isoformat()}").is_dir()

@@ -7,9 +7,9 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from seg import config
-from seg.config import Settings
-from seg.contract import SOURCES
+from seg.core import config
+from seg.core.config import Settings
+from seg.core.contract import SOURCES
 from seg.lake.landing import read_manifests
 
 from ..e2e.conftest import query, seg_run

@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from seg import warehouse
-from seg.contract import load_contract
+from seg.core import warehouse
+from seg.core.contract import load_contract
 
 DAY = dt.date(2025, 3, 10)
 PREVIOUS_DAY = DAY - dt.timedelta(days=1)
@@ -106,10 +106,6 @@ def previous_day_orders() -> list[dict]:
         {"order_id": "O0000000005", "customer_id": "C00000002", "ordered_at": at(15, PREVIOUS_DAY),
          "channel": "web", "status": None, "amount": 30.0, "currency": "EUR"},  # status NULL reads 'completed'
     ]
-
-
-# completed revenue of the deduplicated lake orders as of DAY: O1 100 + O2 50.5 + O5 30
-LAKE_COMPLETED_REVENUE = 180.5
 
 
 def write_lake(settings, rows: dict[str, list[dict]] | None = None, day: dt.date = DAY) -> None:

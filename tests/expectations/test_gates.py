@@ -16,7 +16,6 @@ from expectations.suites._base import POLICY_FILE, Policy
 
 from ._lakes import (
     DAY,
-    LAKE_COMPLETED_REVENUE,
     PREVIOUS_DAY,
     at,
     build_assignments,
@@ -183,51 +182,39 @@ def test_raw_gate_skips_sources_that_never_delivered(settings):
 
 # --- marts -----------------------------------------------------------------------------------------------------
 
-def test_marts_gate_passes_consistent_marts_within_the_revenue_tolerance(lake):
-    build_marts(lake, sql=("update marts.orders set amount = amount + 0.004 where order_id = 'O0000000002'",))
+def test_marts_gate_passes_consistent_marts(lake):
+    build_marts(lake)
     result = run_gate(lake, "marts", DAY)
 
     assert result.success and not result.failures()
-    assert {r.suite for r in result.expectations} == set(GATES["marts"].suites)
-    assert row(result, "mart__orders", "revenue_reconciles").unexpected_count == 0
+    document = json.loads(result.result_path.read_text())
+    assert set(document["validation_results"]) == set(GATES["marts"].suites)  # every suite validated
+    # keys, ranges and the reconciliation are dbt tests (tests/expectations/test_dbt_owned_mart_checks.py)
+    assert {(r.suite, r.key) for r in result.expectations} == {("mart__customers", "row_count")}
 
 
-def test_marts_gate_fails_when_a_mart_does_not_exist(lake):
-    build_marts(lake, skip=("customer_rfm",))
-    with pytest.raises(GateFailed, match="marts.customer_rfm does not exist") as raised:
+@pytest.mark.parametrize("suite", GATES["marts"].suites)
+def test_marts_gate_fails_when_a_mart_does_not_exist(lake, suite):
+    table = suite.removeprefix("mart__")
+    build_marts(lake, sql=(f"drop table marts.{table}",))
+    with pytest.raises(GateFailed, match=f"marts.{table} does not exist") as raised:
         run_gate(lake, "marts", DAY)
     result = raised.value.result
-    assert failed(result) == {("mart__customer_rfm", "marts.customer_rfm.table_exists"): "critical"}
-    assert row(result, "mart__customers", "person_id.unique").success  # the other marts were still validated
+    assert failed(result) == {(suite, f"marts.{table}.table_exists"): "critical"}
+    document = json.loads(result.result_path.read_text())
+    assert set(document["validation_results"]) == set(GATES["marts"].suites) - {suite}  # the others still ran
 
 
-def test_marts_gate_fails_broken_grain_scores_and_revenue(lake):
-    build_marts(lake, sql=(
-        "insert into marts.customers values ('P1', 'C00000009')",
-        "update marts.customers set customer_id = 'C00000001' where person_id = 'P2'",
-        "update marts.customer_rfm set r_score = 6 where person_id = 'P1'",
-        "update marts.customer_rfm set monetary = -1 where person_id = 'P2'",
-        "insert into marts.orders values ('O0000000003', 'P2', 'cancelled', 20.0, 'GBP')",
-        "update marts.orders set amount = 999 where order_id = 'O0000000001'",
-    ))
-    with pytest.raises(GateFailed) as raised:
+def test_marts_gate_fails_an_empty_customers_mart(lake):
+    build_marts(lake, sql=("delete from marts.customers",))
+    with pytest.raises(GateFailed, match="mart__customers / expect_table_row_count_to_be_between") as raised:
         run_gate(lake, "marts", DAY)
-    result = raised.value.result
+    assert failed(raised.value.result) == {("mart__customers", "row_count"): "critical"}
 
-    assert failed(result) == {
-        ("mart__customers", "person_id.unique"): "critical",
-        ("mart__customers", "customer_id.unique"): "critical",
-        ("mart__customer_rfm", "r_score.score_range"): "critical",
-        ("mart__customer_rfm", "monetary.bounds"): "critical",
-        ("mart__orders", "order_id.unique"): "critical",
-        ("mart__orders", "revenue_reconciles"): "critical",
-    }
-    revenue = row(result, "mart__orders", "revenue_reconciles")
-    [sample] = revenue.sample_values
-    assert sample["lake_revenue"] == pytest.approx(LAKE_COMPLETED_REVENUE)
-    assert sample["mart_revenue"] == pytest.approx(LAKE_COMPLETED_REVENUE - 100 + 999)
-    assert "expect_revenue_to_reconcile_with_lake" in str(raised.value)
 
+def test_features_gate_fails_a_customer_without_a_feature_row(lake):
+    build_marts(lake, sql=("insert into marts.customers values ('P6', 'C00000009')",))
+    assert run_gate(lake, "marts", DAY).success
     with pytest.raises(GateFailed) as raised:  # features have their own gate, run after build_features
         run_gate(lake, "features", DAY)
     assert failed(raised.value.result) == {("mart__customer_features", "row_count_matches"): "critical"}
@@ -240,10 +227,10 @@ def test_marts_gate_can_audit_a_staging_schema_before_it_is_published(lake):
         "create schema marts_staging",
         *(f"create table marts_staging.{t} as select * from marts.{t}"
           for t in ("customers", "customer_rfm", "orders", "customer_features")),
-        "update marts_staging.customer_rfm set m_score = 0 where person_id = 'P1'",
+        "delete from marts_staging.customers",
     ))
     assert run_gate(lake, "marts", DAY.isoformat()).success  # published marts are fine
-    with pytest.raises(GateFailed, match="m_score"):
+    with pytest.raises(GateFailed, match="mart__customers / expect_table_row_count_to_be_between"):
         run_gate(lake, "marts", DAY, schemas={"marts": "marts_staging"})
 
 
@@ -345,7 +332,7 @@ def test_policy_lookup_order_and_validation(tmp_path):
     bad.write_text("severity: {not_null: fatal}\n")
     with pytest.raises(ValueError, match="fatal"):
         Policy.load(bad)
-    assert Policy.load().threshold("mart__orders", "revenue_tolerance_abs") > 0
+    assert Policy.load().threshold("segments__assignments", "min_segment_share") > 0
 
 
 def test_expectations_never_import_ml_or_airflow():

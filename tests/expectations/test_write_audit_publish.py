@@ -1,4 +1,4 @@
-"""Write-audit-publish of the marts (seg/wap.py): the gates read the audit schema, publish swaps it in whole."""
+"""Write-audit-publish of the marts (seg/transform/wap.py): the gates read the audit schema, publish swaps it in whole."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import duckdb
 import pytest
 
 from expectations import GateFailed, run_gate
-from seg import wap, warehouse
+from seg.core import warehouse
+from seg.transform import wap
 
 from ._lakes import DAY, build_marts
 
@@ -43,11 +44,13 @@ def dated_model(settings, name: str) -> None:
     target.write_text(json.dumps({"nodes": {f"model.seg.{name}": node}}))
 
 
-def test_dbt_is_pointed_at_the_audit_schema_without_touching_other_settings(settings):
-    audited = wap.audit_settings(settings)
-    assert audited.raw["dbt"]["vars"]["marts_schema"] == "marts_audit"
-    assert audited.paths == settings.paths
-    assert "marts_schema" not in (settings.raw.get("dbt") or {}).get("vars", {})
+def test_dbt_is_pointed_at_the_audit_schema_without_touching_the_settings(settings):
+    from seg.transform import dbt
+
+    before = repr(settings.raw)
+    assert dbt._vars(settings, "2025-03-31", wap.AUDIT_VARS)["marts_schema"] == "marts_audit"
+    assert "marts_schema" not in dbt._vars(settings, "2025-03-31")
+    assert repr(settings.raw) == before
 
 
 def test_a_failed_audit_leaves_the_published_marts_untouched(lake):
@@ -88,7 +91,7 @@ def test_publish_swaps_every_audited_table_and_only_the_day_of_dated_ones(lake):
     published, audited = tables(lake, "marts"), tables(lake, wap.AUDIT_SCHEMA)
     for name in ("customers", "orders", "customer_rfm", "customer_features"):
         assert published[name] == audited[name] and summary["tables"][name]["mode"] == "replace"
-    assert published["customer_segments"] == segments, "seg/publish.py owns the segments"
+    assert published["customer_segments"] == segments, "seg/transform/segments.py owns the segments"
     assert published["customer_features_history"] == [(PREVIOUS, "P1", 1.0, None), (DAY, "P1", 2.0, 3)]
     assert summary["tables"]["customer_features_history"] == {"mode": "as_of_date", "rows": 1}
 

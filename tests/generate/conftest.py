@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from seg.config import Paths
+from seg.core.config import Paths
 from seg.generate import run
 
 END = dt.date(2025, 3, 10)

@@ -9,7 +9,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from seg.contract import SOURCES, load_contract
+from seg.core.contract import SOURCES, load_contract
 from seg.generate.tables import ARROW_TYPES
 
 DATASETS = ["small", "window60"]

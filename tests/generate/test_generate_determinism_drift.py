@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 
-from seg.config import Paths
+from seg.core.config import Paths
 from seg.generate import run
 
 from .conftest import DRIFT, DRIFT_FROM, SMALL, hashes

@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from seg.config import Paths
-from seg.contract import load_contract
+from seg.core.config import Paths
+from seg.core.contract import load_contract
 from seg.generate import FAULT_KINDS, Fault, parse_fault, run
 
 from .conftest import END, FAULTS, SMALL, START, hashes

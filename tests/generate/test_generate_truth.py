@@ -248,16 +248,16 @@ def test_every_pair_of_personas_differs_clearly_in_at_least_three_features(windo
     (log1p where settings say so, NULLs imputed with the median, standardised)."""
     import numpy as np
 
-    from seg.config import load
+    from seg.core.config import load
     from seg.generate.validate import domain_matrix, person_features
 
-    ml = load().raw["ml"]
-    feats = list(ml["features"])
+    ml = load().ml
+    feats = list(ml.features)
     df = person_features(window60.paths)
     cols = []
     for f in feats:
         x = df[f].astype(float).to_numpy()
-        if f in ml["log_features"]:
+        if f in ml.log_features:
             x = np.log1p(np.clip(x, 0, None))
         cols.append(np.where(np.isnan(x), np.nanmedian(x), x))
     m = np.column_stack(cols)
@@ -269,7 +269,7 @@ def test_every_pair_of_personas_differs_clearly_in_at_least_three_features(windo
         for b in names[i + 1:]:
             ratio = np.abs(mean[a] - mean[b]) / np.maximum((sd[a] + sd[b]) / 2, 1e-9)
             assert (ratio > 1.5).sum() >= 3, (a, b, dict(zip(feats, ratio.round(2), strict=True)))
-    assert domain_matrix(df, feats, list(ml["log_features"]), 60).shape == (len(df), len(feats))
+    assert domain_matrix(df, feats, list(ml.log_features), 60).shape == (len(df), len(feats))
 
 
 # ------------------------------------------------------------------------------------------------ triggers

@@ -179,7 +179,7 @@ def write_rates(settings, day, rows):
 
 
 def test_orders_in_other_currencies_need_a_dated_rate(settings):
-    from seg import config
+    from seg.core import config
 
     config.write_deployment(settings.paths.root, {"reporting_currency": "EUR"}, "")
     settings = config.load(settings.paths.root)

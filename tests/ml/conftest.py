@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from seg.config import Settings, load
-from seg.warehouse import connect
+from seg.core.config import DEFAULT_SETTINGS, Settings, load
+from seg.core.warehouse import connect
 
 # Features the synthetic table carries (a subset of config/settings.yml's list) plus one column no source fills.
 BLOB_FEATURES = ["recency_days", "frequency", "monetary", "discount_share", "store_order_share"]
@@ -56,27 +59,41 @@ def write_features(settings: Settings, frame: pd.DataFrame) -> None:
         con.unregister("features_frame")
 
 
+# What `small_settings` changes in config/settings.yml.
+SMALL = {
+    "ml": {
+        "features": [*BLOB_FEATURES, EMPTY_FEATURE],
+        "k_min": 2,
+        "k_max": 6,
+        "fit_sample_size": 3000,
+        "silhouette_sample_size": 1500,
+        "assign_chunk_size": 1000,
+        "batch_size": 1024,
+        "plot_sample_size": 1000,
+        "lifecycle_features": [],
+        "selection": {"stability_sample_size": 1500, "stability_bootstraps": 2},
+        "candidates": {"ward": {"sample_size": 1500}, "gmm": {"sample_size": 3000}, "hdbscan": {"sample_size": 1500}},
+    },
+    "drift": {"segment_sample_size": 2000},
+}
+
+
 def small_settings(root) -> Settings:
     """Settings for a temp data directory, scaled down so a training takes seconds."""
-    settings = load(root)
-    ml = settings["ml"]
-    ml.update(
-        features=[*BLOB_FEATURES, EMPTY_FEATURE],
-        k_min=2,
-        k_max=6,
-        fit_sample_size=3000,
-        silhouette_sample_size=1500,
-        assign_chunk_size=1000,
-        batch_size=1024,
-        plot_sample_size=1000,
-        lifecycle_features=[],
-    )
-    ml["selection"].update(stability_sample_size=1500, stability_bootstraps=2)
-    ml["candidates"]["ward"]["sample_size"] = 1500
-    ml["candidates"]["gmm"]["sample_size"] = 3000
-    ml["candidates"]["hdbscan"]["sample_size"] = 1500
-    settings["drift"]["segment_sample_size"] = 2000
-    return settings
+    return load(root).with_overrides(SMALL)
+
+
+# A directory without a deployment.yml: `default_settings` reads config/settings.yml alone.
+NO_DATA_DIR = Path(__file__).parent / "no-data-dir"
+
+
+def default_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """config/settings.yml alone (not SEG_CONFIG's file, no deployment.yml) with `overrides` applied: typed
+    sections for the tests of pure functions, e.g. `default_settings({"ml": {"k_min": 2}}).ml`."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEG_CONFIG", str(DEFAULT_SETTINGS))
+        settings = load(NO_DATA_DIR)
+    return settings.with_overrides(overrides) if overrides else settings
 
 
 @pytest.fixture(autouse=True, scope="module")

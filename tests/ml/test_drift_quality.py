@@ -2,8 +2,8 @@
 
 One generated population of 20 000 customers over 90 days (the generator's `drift_from` and `wrong_units`
 variants are byte-identical before their day), one training, then for each as-of date: the features of that date
-are computed from the files dated up to it and `ml.drift.compute` measures drift against the champion (the same
-statistics and decision as `ml.drift.run`, without writing; the last test runs `run` once).
+are computed from the files dated up to it and `ml.drift.monitor.compute` measures drift against the champion (the same
+statistics and decision as `ml.drift.monitor.run`, without writing; the last test runs `run` once).
 
 The features per date come from `seg.generate.validate.FEATURE_SQL` (the ML features of config/settings.yml computed
 from the incoming files with the true identities, restricted to people whose CRM record has arrived), and
@@ -23,11 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from ml import drift, tracking, train
-from seg import config
+from ml import tracking, train
+from ml.drift import monitor, rules
+from seg.core import config
+from seg.core.warehouse import connect
 from seg.generate import run as generate
 from seg.generate.validate import FEATURE_SQL
-from seg.warehouse import connect
 
 from .conftest import small_settings
 
@@ -90,11 +91,18 @@ def world(tmp_path_factory):
     generate(lakes["shift"], customers=CUSTOMERS, days=DAYS, end=END, seed=SEED, drift_from=SHIFT_DAY)
     generate(lakes["units"], customers=CUSTOMERS, days=DAYS, end=END, seed=SEED,
              faults=[f"orders:wrong_units:{UNITS_DAY.isoformat()}"])
-    settings = small_settings(root / "data")
-    defaults = config.load(root / "defaults")["ml"]
-    settings["ml"].update(features=list(defaults["features"]), log_features=list(defaults["log_features"]),
-                          k_min=4, k_max=7)
-    settings["drift"]["segment_sample_size"] = 5000
+    defaults = config.load(root / "defaults").ml
+    settings = small_settings(root / "data").with_overrides(
+        {
+            "ml": {
+                "features": list(defaults.features),
+                "log_features": list(defaults.log_features),
+                "k_min": 4,
+                "k_max": 7,
+            },
+            "drift": {"segment_sample_size": 5000},
+        }
+    )
     write_day(settings, lakes["stationary"], TRAIN_DAY)
     train.run(settings, TRAIN_DAY)
     return settings, lakes, tracking.load_champion(settings)
@@ -105,26 +113,26 @@ def _decisions(world, lake: str, days: list[dt.date]) -> dict[dt.date, dict]:
     out = {}
     for day in days:
         write_day(settings, lakes[lake], day)
-        out[day] = drift.compute(settings, day, model)
+        out[day] = monitor.compute(settings, day, model)
     return out
 
 
 def test_twenty_stationary_days_after_a_training_never_ask_for_a_retrain(world):
     days = [TRAIN_DAY + dt.timedelta(days=i) for i in range(1, 21)]
     reports = _decisions(world, "stationary", days)
-    retrains = {d.isoformat(): r["reasons"] for d, r in reports.items() if r["decision"] == drift.RETRAIN}
+    retrains = {d.isoformat(): r["reasons"] for d, r in reports.items() if r["decision"] == rules.RETRAIN}
     assert retrains == {}
     # lifetime totals are compared over the reference window: recency and the counts stay below the act level
     assert all(r["rescale_factor"] < 1.0 for r in reports.values())
     worst = max(f["psi"] for r in reports.values() for f in r["features"] if f["feature"] == "recency_days")
-    assert worst < world[0]["drift"]["psi_act"]
+    assert worst < world[0].drift.psi_act
 
 
 def test_a_persona_mix_shift_asks_for_a_retrain_on_its_first_or_second_day(world):
     before = SHIFT_DAY - dt.timedelta(days=1)
     reports = _decisions(world, "shift", [before, SHIFT_DAY, SHIFT_DAY + dt.timedelta(days=1)])
-    assert reports[before]["decision"] != drift.RETRAIN
-    flagged = [d for d in (SHIFT_DAY, SHIFT_DAY + dt.timedelta(days=1)) if reports[d]["decision"] == drift.RETRAIN]
+    assert reports[before]["decision"] != rules.RETRAIN
+    flagged = [d for d in (SHIFT_DAY, SHIFT_DAY + dt.timedelta(days=1)) if reports[d]["decision"] == rules.RETRAIN]
     assert flagged, {d.isoformat(): r["reasons"] for d, r in reports.items()}
     assert any("behaviour changed" in reason for reason in reports[flagged[0]]["reasons"])
 
@@ -133,22 +141,22 @@ def test_amounts_times_100_in_one_orders_file_are_flagged_on_the_order_amount(wo
     settings, _, _ = world
     report = _decisions(world, "units", [UNITS_DAY])[UNITS_DAY]
     flows = {f["flow"]: f for f in report["flows"]}
-    assert flows["orders.amount"]["status"] == drift.DRIFT
+    assert flows["orders.amount"]["status"] == rules.DRIFT
     assert flows["orders.amount"]["psi"] > 1.0
-    assert flows["orders.channel"]["status"] == drift.STABLE
-    assert report["decision"] == drift.WARN
+    assert flows["orders.channel"]["status"] == rules.STABLE
+    assert report["decision"] == rules.WARN
     assert any("orders.amount" in r and "check the source" in r for r in report["reasons"])
     # the full run writes the report, the MLflow run and the monitoring rows for the day
-    out = drift.run(settings, UNITS_DAY)
-    assert out["decision"] == drift.WARN
+    out = monitor.run(settings, UNITS_DAY)
+    assert out["decision"] == rules.WARN
     with connect(settings, read_only=True) as con:
         (status,) = con.execute(
             "select status from monitoring.drift_metrics where as_of_date = ? and feature = 'orders.amount'",
             [UNITS_DAY],
         ).fetchone()
-    assert status == drift.DRIFT
+    assert status == rules.DRIFT
     assert "orders.amount" in Path(out["report_html"]).read_text()
-    drift.run(settings, UNITS_DAY)  # a rerun replaces the day's rows
+    monitor.run(settings, UNITS_DAY)  # a rerun replaces the day's rows
     with connect(settings, read_only=True) as con:
         shares = con.execute(
             "select segment, value from monitoring.drift_segment_metrics where as_of_date = ? and kind = 'share'",
@@ -169,14 +177,14 @@ def test_a_drift_retrain_replaces_the_champion_and_the_behaviour_change_is_acted
     remembers as acted on: warnings, not a new model a day."""
     settings, lakes, stale = world
     write_day(settings, lakes["shift"], SHIFT_DAY)
-    assert drift.run(settings, SHIFT_DAY)["decision"] == drift.RETRAIN  # recorded in monitoring.drift_decisions
+    assert monitor.run(settings, SHIFT_DAY)["decision"] == rules.RETRAIN  # recorded in monitoring.drift_decisions
     out = train.run(settings, SHIFT_DAY)
     assert out["promoted"], out["promotion_reason"]
     assert "today's fit sample" in out["promotion_reason"]
     fresh = tracking.load_champion(settings)
     assert fresh.version == out["model_version"] != stale.version
     reports = _decisions((settings, lakes, fresh), "shift", [SHIFT_DAY + dt.timedelta(days=i) for i in range(1, 7)])
-    assert all(r["decision"] != drift.RETRAIN for r in reports.values()), {
+    assert all(r["decision"] != rules.RETRAIN for r in reports.values()), {
         d.isoformat(): r["reasons"] for d, r in reports.items()}
     remembered = [d for d, r in reports.items() if any(f"already acted on: retrain decided on {SHIFT_DAY}" in reason
                                                        for reason in r["reasons"])]

@@ -1,15 +1,22 @@
-"""PSI and the drift decision rule, on hand-computed values."""
+"""PSI and the drift decision rules (ml.drift.rules), on hand-computed values."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import replace
 
 import pytest
 
-from ml.drift import DRIFT, NONE, RETRAIN, STABLE, WARN, WATCH, bin_labels, decide, psi, status
+from ml.drift.reference import bin_labels
+from ml.drift.rules import DRIFT, NONE, RETRAIN, STABLE, WARN, WATCH, decide, rescale_factor, status
+from ml.drift.stats import psi
 
-CFG = {"psi_watch": 0.1, "psi_act": 0.25, "dataset_drift_share": 0.3}
+from .conftest import default_settings
+
+CFG = default_settings(
+    {"drift": {"psi_watch": 0.1, "psi_act": 0.25, "dataset_drift_share": 0.3, "flow_retrain_signals": []}}
+).drift
 
 
 def test_psi_of_identical_distributions_is_zero():
@@ -92,7 +99,7 @@ def test_segment_mix_within_noise_does_not_retrain():
 
 
 def test_a_confidence_drop_retrains_and_a_smaller_one_warns():
-    cfg = CFG | {"distance_ratio_watch": 1.15, "distance_ratio_act": 1.5}
+    cfg = replace(CFG, distance_ratio_watch=1.15, distance_ratio_act=1.5)
     decision, reasons = decide({"a": 0.0}, 0.0, cfg, distance_ratio=1.6)
     assert decision == RETRAIN and any("confidence dropped" in r for r in reasons)
     assert decide({"a": 0.0}, 0.0, cfg, distance_ratio=1.2)[0] == WARN
@@ -100,23 +107,21 @@ def test_a_confidence_drop_retrains_and_a_smaller_one_warns():
 
 
 def test_many_segment_switches_warn():
-    decision, reasons = decide({"a": 0.0}, 0.0, CFG | {"switch_share_watch": 0.2}, switch_share=0.3)
+    decision, reasons = decide({"a": 0.0}, 0.0, replace(CFG, switch_share_watch=0.2), switch_share=0.3)
     assert decision == WARN and any("switched segment" in r for r in reasons)
 
 
 def test_lifetime_features_are_compared_over_the_reference_window():
-    from ml.drift import _rescale_factor
-
-    assert _rescale_factor(40, 50) == pytest.approx(0.8)
-    assert _rescale_factor(None, 50) == 1.0
-    assert _rescale_factor(40, None) == 1.0
+    assert rescale_factor(40, 50) == pytest.approx(0.8)
+    assert rescale_factor(None, 50) == 1.0
+    assert rescale_factor(40, None) == 1.0
 
 
 FLOW = {"flow": "orders.channel", "status": DRIFT, "orders": 900, "psi": 0.2, "p_value": 1e-12, "note": "weekday 3"}
 
 
 def test_a_behaviour_change_retrains_once_then_only_warns_while_it_is_remembered():
-    cfg = {**CFG, "flow_retrain_signals": ["orders.channel"]}
+    cfg = replace(CFG, flow_retrain_signals=("orders.channel",))
     decision, reasons = decide({"a": 0.0}, 0.0, cfg, flows=[FLOW])
     assert decision == RETRAIN and reasons[0].startswith("behaviour changed: today's orders.channel")
     decision, reasons = decide({"a": 0.0}, 0.0, cfg, flows=[FLOW], flow_acted_on=dt.date(2026, 3, 2))
@@ -125,6 +130,6 @@ def test_a_behaviour_change_retrains_once_then_only_warns_while_it_is_remembered
 
 
 def test_a_remembered_behaviour_change_does_not_hold_back_feature_drift():
-    cfg = {**CFG, "flow_retrain_signals": ["orders.channel"]}
+    cfg = replace(CFG, flow_retrain_signals=("orders.channel",))
     decision, _ = decide({"a": 0.5, "b": 0.0}, 0.0, cfg, flows=[FLOW], flow_acted_on=dt.date(2026, 3, 2))
     assert decision == RETRAIN

@@ -1,4 +1,4 @@
-"""ml.drift_stats on hand-computed values (and against scipy's reference implementations)."""
+"""ml.drift.stats on hand-computed values (and against scipy's reference implementations)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ml import drift_stats as ds
+from ml.drift import stats as ds
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ml import features
-from seg.warehouse import connect
+from seg.core.warehouse import connect
 
 from .conftest import small_settings
 

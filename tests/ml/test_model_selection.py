@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from mlflow.entities.model_registry import ModelVersion
 
-from ml.evaluate import PLACEHOLDER_COORDINATE, Candidate, candidate_ks, centroid_model, select, weaknesses
-from ml.train import promotion_decision
+from ml.candidates import PLACEHOLDER_COORDINATE, Candidate, candidate_ks, centroid_model
+from ml.promotion import promotion_decision
+from ml.selection import select, weaknesses
 
-CFG = {"min_segment_share": 0.02, "selection": {"min_stability": 0.8, "stability_top_n": 3}}
+from .conftest import default_settings
+
+CFG = default_settings(
+    {"ml": {"min_segment_share": 0.02, "selection": {"min_stability": 0.8, "stability_top_n": 3}}}
+).ml
 
 
 def _candidate(k, silhouette, min_share, stability=0.9, family="kmeans", dbi=None, chi=None):
@@ -71,9 +78,10 @@ def test_without_eligible_candidates_the_best_mean_rank_is_taken_and_said():
 
 
 def test_candidate_ks_are_capped_by_the_number_of_rows():
-    assert candidate_ks({"k_min": 3, "k_max": 10}, n_rows=6) == [3, 4, 5]
+    cfg = replace(CFG, k_min=3, k_max=10)
+    assert candidate_ks(cfg, n_rows=6) == [3, 4, 5]
     with pytest.raises(ValueError):
-        candidate_ks({"k_min": 3, "k_max": 10}, n_rows=3)
+        candidate_ks(cfg, n_rows=3)
 
 
 def test_centroid_model_predicts_segment_ids_and_never_a_missing_id():
@@ -136,13 +144,15 @@ def test_when_the_top_is_unstable_the_best_ranked_stable_baseline_wins():
 
 def test_without_a_stable_baseline_the_most_stable_of_the_tried_wins():
     pool = [_candidate(3, 0.6, 0.1, stability=0.55), _candidate(4, 0.3, 0.1, stability=0.7, family="rfm")]
-    cfg = {**CFG, "selection": {**CFG["selection"], "stability_top_n": 1}}
+    cfg = replace(CFG, selection=replace(CFG.selection, stability_top_n=1))
     chosen, reason = select(pool, cfg)
     assert chosen.family == "rfm" and "none of the top 1 eligible candidates nor the 1 baselines" in reason
 
 
 def test_weaknesses_name_the_missed_bar_and_the_setting():
-    cfg = {"min_segment_share": 0.02, "selection": {"min_stability": 0.8, "min_silhouette": 0.25}}
+    cfg = default_settings(
+        {"ml": {"min_segment_share": 0.02, "selection": {"min_stability": 0.8, "min_silhouette": 0.25}}}
+    ).ml
     assert weaknesses({"stability": 0.9, "silhouette": 0.4, "min_segment_share": 0.1}, cfg) == []
     got = weaknesses({"stability": 0.55, "silhouette": 0.12, "min_segment_share": 0.01}, cfg)
     assert got == [
@@ -163,17 +173,22 @@ def _heavy_tailed(n=3000, seed=3):
     return (x - x.mean(axis=0)) / x.std(axis=0)
 
 
-RFM_CFG = {
-    "random_state": 42,
-    "silhouette_sample_size": 1000,
-    "candidates": {"rfm": {"recency": "recency_days", "frequency": "frequency", "monetary": "monetary"}},
-    "selection": {"stability_bootstraps": 3, "stability_sample_size": 2000},
-}
+RFM_CFG = default_settings(
+    {
+        "ml": {
+            "random_state": 42,
+            "silhouette_sample_size": 1000,
+            "candidates": {"rfm": {"recency": "recency_days", "frequency": "frequency", "monetary": "monetary"}},
+            "selection": {"stability_bootstraps": 3, "stability_sample_size": 2000},
+        }
+    }
+).ml
 RFM_COLUMNS = {"recency_days": 0, "frequency": 1, "monetary": 2}
 
 
 def test_rfm_baseline_is_deterministic_stable_and_serves_exactly_its_bands():
-    from ml.evaluate import fit_rfm, nearest, rfm_cuts, rfm_direction, stability
+    from ml.candidates import fit_rfm, nearest, rfm_cuts, rfm_direction
+    from ml.selection import stability
 
     x = _heavy_tailed()
     first = fit_rfm(x, [3, 5], RFM_CFG, RFM_COLUMNS)
@@ -195,7 +210,7 @@ def test_rfm_baseline_is_deterministic_stable_and_serves_exactly_its_bands():
 
 
 def test_rfm_baseline_needs_an_rfm_column_and_skips_k_it_cannot_band():
-    from ml.evaluate import fit_rfm
+    from ml.candidates import fit_rfm
 
     x = _heavy_tailed()
     assert fit_rfm(x, [3], RFM_CFG, {"discount_share": 0}) == []

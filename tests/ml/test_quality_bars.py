@@ -24,11 +24,12 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from ml import assign, train
-from seg import config, generate
-from seg import dbt as seg_dbt
+from seg import generate
+from seg.core import config
+from seg.core.warehouse import connect
 from seg.generate import validate
 from seg.lake import landing
-from seg.warehouse import connect
+from seg.transform import dbt as seg_dbt
 
 from .conftest import write_features
 

@@ -12,9 +12,9 @@ import pytest
 from mlflow import MlflowClient
 
 from ml import assign, tracking, train
-from seg import pipeline
-from seg.config import load
-from seg.warehouse import connect
+from seg.core.config import load
+from seg.core.warehouse import connect
+from seg.pipeline import daily as pipeline
 
 from . import cdnow
 from .conftest import write_features
@@ -79,18 +79,18 @@ def test_the_rfm_baseline_is_a_candidate_and_is_stable_on_heavy_tails(cdnow_worl
     )
     rfm = [c for c in children if c.data.params["family"] == "rfm"]
     ks = sorted(int(c.data.params["k"]) for c in rfm)
-    assert ks and set(ks) <= set(range(settings["ml"]["k_min"], settings["ml"]["k_max"] + 1))
+    assert ks and set(ks) <= set(range(settings.ml.k_min, settings.ml.k_max + 1))
     assert all(c.data.params["scores"] == "recency_days,frequency,monetary" for c in rfm)
     # force the RFM baseline to be chosen (all other families off) and look at its bootstrap stability
-    from ml import evaluate, features
+    from ml import candidates, features, selection
 
     frame = _frame(settings)
     used = result["features"]
-    pre = features.build_preprocessor(used, [f for f in settings["ml"]["log_features"] if f in used], 5.0)
+    pre = features.build_preprocessor(used, [f for f in settings.ml.log_features if f in used], 5.0)
     xt = pre.fit_transform(frame[used])
-    cands = evaluate.fit_rfm(xt, [3, 5], settings["ml"], features.value_columns(pre))
+    cands = candidates.fit_rfm(xt, [3, 5], settings.ml, features.value_columns(pre))
     assert [c.k for c in cands] == [3, 5]
-    assert all(evaluate.stability(c, xt, settings["ml"]) >= 0.9 for c in cands)
+    assert all(selection.stability(c, xt, settings.ml) >= 0.9 for c in cands)
 
 
 def test_every_customer_gets_exactly_one_segment(cdnow_world):
@@ -120,7 +120,7 @@ def test_a_date_left_without_a_champion_trains_again_on_rerun_and_assigns(cdnow_
     in this module: it changes the registry."""
     settings, _, result = cdnow_world
     client = tracking.client(settings)
-    name = settings["ml"]["registered_model_name"]
+    name = settings.ml.registered_model_name
     client.delete_registered_model_alias(name, tracking.CHAMPION)
     client.set_registered_model_alias(name, tracking.CHALLENGER, result["model_version"])
     with pytest.raises(RuntimeError, match="rerun the date"):
@@ -137,9 +137,10 @@ def test_a_date_left_without_a_champion_trains_again_on_rerun_and_assigns(cdnow_
 
 
 def test_a_first_model_below_the_bars_is_champion_with_its_weaknesses_recorded(tmp_path):
-    settings = _settings(tmp_path / "data")
-    settings["ml"]["selection"]["min_stability"] = 0.9999  # no candidate reaches it, not even the RFM baseline
-    settings["ml"]["selection"]["min_silhouette"] = 0.99
+    # no candidate reaches min_stability, not even the RFM baseline
+    settings = _settings(tmp_path / "data").with_overrides(
+        {"ml": {"selection": {"min_stability": 0.9999, "min_silhouette": 0.99}}}
+    )
     write_features(settings, _frame(settings))
     result = train.run(settings, cdnow.AS_OF)
 

@@ -14,9 +14,10 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.metrics import adjusted_rand_score
 
-from ml import assign, drift, explain, tracking, train
-from seg import publish
-from seg.warehouse import connect
+from ml import assign, explain, tracking, train
+from ml.drift import monitor
+from seg.core.warehouse import connect
+from seg.transform import segments as publish
 
 from .conftest import AS_OF, EMPTY_FEATURE, planted_blobs, small_settings, write_features
 
@@ -80,18 +81,18 @@ def test_mlflow_has_parent_run_child_runs_metrics_artifacts_and_champion(world):
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert artifacts == {"plots/model_selection.png", "plots/pca_segments.png", "plots/segment_profiles.png"}
     experiment = client.get_experiment(parent.info.experiment_id)
-    assert experiment.name == settings["ml"]["experiment_name"]
+    assert experiment.name == settings.ml.experiment_name
     assert experiment.artifact_location == settings.mlflow_artifact_root
 
     champion = tracking.champion_version(settings)
     assert champion is not None and str(champion.version) == result["model_version"]
     assert champion.run_id == result["run_id"]
     model_dir = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{settings['ml']['registered_model_name']}@champion"
+        artifact_uri=f"models:/{settings.ml.registered_model_name}@champion"
     )
     reference = json.loads(Path(model_dir, "extra_files", "reference.json").read_text())
     assert set(reference["features"]) == set(result["features"])
-    assert len(reference["features"]["monetary"]["edges"]) == settings["drift"]["psi_bins"] - 1
+    assert len(reference["features"]["monetary"]["edges"]) == settings.drift.psi_bins - 1
     assert sum(reference["segment_proportions"].values()) == pytest.approx(1.0)
     requirements = Path(model_dir, "requirements.txt").read_text()
     assert "scikit-learn==" in requirements and "pandas==" in requirements and "numpy==" in requirements
@@ -129,8 +130,8 @@ def test_profiles_are_staged_published_and_explain_says_why(world):
     publish.run(settings, AS_OF)
     with connect(settings) as con:
         staged = con.execute("select * from ml_stage.segment_profiles order by segment_id").df()
-        assert assign.publish_profiles(con, AS_OF) == len(staged)
-        assert assign.publish_profiles(con, AS_OF) == len(staged)  # rerun replaces the date's rows
+        assert publish.publish_profiles(con, AS_OF) == len(staged)
+        assert publish.publish_profiles(con, AS_OF) == len(staged)  # rerun replaces the date's rows
         published = con.execute("select * from marts.segment_profiles order by segment_id").df()
     assert len(published) == len(staged) == result["k"]
     assert published["size"].sum() == N_ROWS
@@ -157,10 +158,10 @@ def test_profiles_are_staged_published_and_explain_says_why(world):
 
 def test_drift_on_identical_data_decides_none_and_rerun_replaces_rows(world):
     settings, _, _, result = world
-    out = drift.run(settings, AS_OF)
+    out = monitor.run(settings, AS_OF)
     assert out["decision"] == "none"
-    assert max(out["psi"].values()) < settings["drift"]["psi_watch"]
-    drift.run(settings, AS_OF)
+    assert max(out["psi"].values()) < settings.drift.psi_watch
+    monitor.run(settings, AS_OF)
     with connect(settings, read_only=True) as con:
         rows = con.execute(
             "select feature, status, model_version from monitoring.drift_metrics where as_of_date = ?", [AS_OF]
@@ -170,7 +171,7 @@ def test_drift_on_identical_data_decides_none_and_rerun_replaces_rows(world):
     html = Path(out["report_html"]).read_text()
     assert "data:image/png;base64," in html
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
-    experiment = client.get_experiment_by_name(settings["drift"]["experiment_name"])
+    experiment = client.get_experiment_by_name(settings.drift.experiment_name)
     runs = client.search_runs([experiment.experiment_id], filter_string=f"attributes.run_name = 'drift-{AS_OF}'")
     assert len(runs) == 1
 
@@ -181,13 +182,13 @@ def test_drift_flags_a_feature_multiplied_by_100(world):
     shifted = frame.assign(monetary=frame["monetary"] * 100)
     write_features(settings, shifted)
     try:
-        out = drift.run(settings, day)
+        out = monitor.run(settings, day)
     finally:
         write_features(settings, frame)
     assert out["decision"] in {"warn", "retrain"}
     assert out["drifted_features"] == ["monetary"]
-    assert out["psi"]["monetary"] >= settings["drift"]["psi_act"]
-    assert all(v < settings["drift"]["psi_watch"] for f, v in out["psi"].items() if f != "monetary")
+    assert out["psi"]["monetary"] >= settings.drift.psi_act
+    assert all(v < settings.drift.psi_watch for f, v in out["psi"].items() if f != "monetary")
     report = json.loads(Path(out["report_json"]).read_text())
     assert report["decision"] == out["decision"]
     assert str(settings.paths.reports / "drift" / day.isoformat()) in out["report_json"]
@@ -195,7 +196,7 @@ def test_drift_flags_a_feature_multiplied_by_100(world):
 
 def test_should_train_on_training_weekdays_or_when_forced(world):
     settings, _, _, _ = world
-    assert AS_OF.weekday() in settings["ml"]["train_weekdays"]
+    assert AS_OF.weekday() in settings.ml.train_weekdays
     assert train.should_train(settings, AS_OF)[0] is True
     tuesday = AS_OF + timedelta(days=1)
     go, reason = train.should_train(settings, tuesday)
@@ -204,8 +205,8 @@ def test_should_train_on_training_weekdays_or_when_forced(world):
 
 
 def test_the_dag_trains_early_on_a_drift_retrain_but_only_once_per_date(world):
-    """seg.pipeline.should_train is what the DAG's choose_model branch calls with the drift decision."""
-    from seg import pipeline
+    """seg.pipeline.daily.should_train is what the DAG's choose_model branch calls with the drift decision."""
+    from seg.pipeline import daily as pipeline
 
     settings, _, _, _ = world
     wednesday = AS_OF + timedelta(days=2)
@@ -220,11 +221,8 @@ def test_the_dag_trains_early_on_a_drift_retrain_but_only_once_per_date(world):
 
 def test_a_worse_model_becomes_challenger_and_champion_stays(world):
     settings, _, _, result = world
-    settings["ml"]["promotion_silhouette_tolerance"] = -1.0  # demand an impossible improvement
-    try:
-        second = train.run(settings, AS_OF + timedelta(days=7))
-    finally:
-        settings["ml"]["promotion_silhouette_tolerance"] = 0.02
+    demanding = settings.with_overrides({"ml": {"promotion_silhouette_tolerance": -1.0}})  # an impossible improvement
+    second = train.run(demanding, AS_OF + timedelta(days=7))
     assert second["promoted"] is False
     # same data: every cluster keeps the champion's segment id, nobody switches
     assert second["matching"]["switched_share"] == 0.0
@@ -239,7 +237,7 @@ def test_a_worse_model_becomes_challenger_and_champion_stays(world):
 
 def test_drift_without_a_champion_reports_no_model_yet(tmp_path):
     settings = small_settings(tmp_path / "data")
-    out = drift.run(settings, AS_OF)
+    out = monitor.run(settings, AS_OF)
     assert out["decision"] == "none"
     assert out["reasons"] == ["no model yet"]
     report = json.loads(Path(out["report_json"]).read_text())

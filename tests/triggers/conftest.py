@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from seg import config
+from seg.core import config
 from seg.triggers import definitions
 
 END = dt.date(2026, 11, 4)
@@ -23,15 +23,17 @@ REDIS_URL = "redis://127.0.0.1:6379/12"  # DB 12: the trigger tests' own databas
 
 @pytest.fixture(scope="session")
 def trigger_lake(tmp_path_factory) -> config.Settings:
-    """Generated lake (landed) + intermediate.int_identities_resolved in the warehouse; copy before writing."""
-    from seg import dbt
+    """Generated lake (landed) + the identity graph the triggers read (marts.identities: dbt run without the audit
+    var builds the marts layer straight into marts) and dbt's sessions (int_events_sessionized); copy before
+    writing."""
     from seg.generate import run as generate
     from seg.lake.landing import land_all
+    from seg.transform import dbt
 
     settings = config.load(tmp_path_factory.mktemp("trigger_lake"))
     generate(settings.paths, customers=CUSTOMERS, days=DAYS, end=END, seed=5)
     land_all(settings, END)
-    dbt.invoke(settings, ["run", "--select", "+int_identities_resolved"], END.isoformat())
+    dbt.invoke(settings, ["run", "--select", "+identities", "+int_events_sessionized"], END.isoformat())
     return settings
 
 

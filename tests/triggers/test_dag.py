@@ -2,7 +2,7 @@
 
 import pytest
 
-from seg import config
+from seg.core import config
 from seg.triggers import definitions
 
 

@@ -42,3 +42,15 @@ def test_the_pool_is_a_setting_and_a_leftover_pool_key_is_ignored_with_a_warning
     with pytest.warns(UserWarning, match="warehouse_pool is ignored"):
         cfg = definitions.load(legacy)
     assert list(cfg.triggers) == ["c"]
+
+
+def test_a_session_gap_in_the_definitions_is_refused(tmp_path):
+    """The gap has one home, settings sessions.gap_minutes (dbt's sessions use it too)."""
+    assert not hasattr(definitions.load(), "session_gap")
+    old = tmp_path / "t.yml"
+    old.write_text(
+        "session_gap: 20m\n"
+        "triggers:\n  c: {kind: cart_abandonment, segment_name: C, priority: 1, window: 24h, expiry: 2d}\n"
+    )
+    with pytest.raises(ValueError, match="session_gap is not a trigger setting.*sessions.gap_minutes"):
+        definitions.load(old)

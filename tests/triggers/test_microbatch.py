@@ -8,8 +8,11 @@ import datetime as dt
 
 import duckdb
 
-from seg import config
-from seg.triggers import microbatch, publish
+from seg.core import config
+from seg.pipeline import microbatch
+from seg.triggers import redis as trigger_redis
+from seg.triggers import tables
+from seg.triggers.batch import evaluate_and_write
 from tests.triggers.conftest import END, REDIS_URL, query, write_incoming
 
 EVAL_END = dt.datetime.combine(END + dt.timedelta(days=1), dt.time())  # the end of the generated window
@@ -64,7 +67,7 @@ def test_triggers_match_the_generators_truth_with_precision_and_recall_of_at_lea
     # the truth's lapsing is "21 days without any activity": the shipped usual-gap factor is switched off here
     lapsing = dataclasses.replace(cfg.triggers["lapsing"], usual_gap_factor=0.0)
     cfg = dataclasses.replace(cfg, triggers={**cfg.triggers, "lapsing": lapsing})
-    microbatch.run_tables(lake_copy, EVAL_END, cfg, since=EVAL_END - dt.timedelta(days=60))
+    evaluate_and_write(lake_copy, EVAL_END, cfg, since=EVAL_END - dt.timedelta(days=60))
     scores = _truth_scores(lake_copy)
     for trig, (precision, recall) in scores.items():
         assert precision >= 0.99 and recall >= 0.99, f"{trig}: precision {precision:.4f}, recall {recall:.4f}"
@@ -85,10 +88,10 @@ def test_lapsing_waits_for_the_persons_own_usual_gap(tmp_path, cfg):
 
     land_all(settings, dt.date(2026, 12, 31))
     last_slow = dt.datetime(2026, 10, 31, 12)  # 2026-09-01 + 3 x 20 days
-    microbatch.run_tables(settings, last_slow + dt.timedelta(days=25), cfg)
+    evaluate_and_write(settings, last_slow + dt.timedelta(days=25), cfg)
     rows = dict(query(settings, "select member_key, evidence from marts.trigger_memberships where trigger = 'lapsing'"))
     assert "customer_id:C00000002" in rows and "customer_id:C00000001" not in rows
-    microbatch.run_tables(settings, last_slow + dt.timedelta(days=41), cfg)
+    evaluate_and_write(settings, last_slow + dt.timedelta(days=41), cfg)
     rows = dict(query(settings, "select member_key, evidence from marts.trigger_memberships where trigger = 'lapsing'"))
     assert '"usual_gap_days":20.0' in rows["customer_id:C00000001"]
 
@@ -106,14 +109,14 @@ def test_a_customer_who_buys_after_abandoning_a_cart_exits_on_the_next_micro_bat
         ("E000000000001", "2026-11-02 10:00:00", "'C00000001'", "login", "null"),
         ("E000000000002", "2026-11-02 10:05:00", "'C00000001'", "add_to_cart", "'P00001'"),
     ])
-    r = publish.client(REDIS_URL)
+    r = trigger_redis.client(REDIS_URL)
     first = dt.datetime(2026, 11, 3, 10, 30)
     before = dt.datetime(2026, 11, 3, 10, 0)  # 24 h after the cart have not passed yet
     microbatch.run(settings, before, cfg, publish=False)
     assert query(settings, "select count(*) from marts.trigger_memberships where trigger = 'cart_abandonment'") == [(0,)]
 
     microbatch.run(settings, first, cfg, publish=False)
-    publish.publish_redis(settings, first, cfg, url=REDIS_URL)
+    trigger_redis.publish_redis(settings, first, cfg, url=REDIS_URL)
     member = "customer_id:C00000001"
     assert query(settings, "select member_key, entered_at from marts.trigger_memberships where trigger = 'cart_abandonment'") \
         == [(member, dt.datetime(2026, 11, 3, 10, 5))]
@@ -124,21 +127,21 @@ def test_a_customer_who_buys_after_abandoning_a_cart_exits_on_the_next_micro_bat
                    "'web' as channel, 42.0 as amount")
     nxt = first + dt.timedelta(minutes=45)
     summary = microbatch.run(settings, nxt, cfg, publish=False)
-    publish.publish_redis(settings, nxt, cfg, url=REDIS_URL)
+    trigger_redis.publish_redis(settings, nxt, cfg, url=REDIS_URL)
     assert summary["landed"]["orders"]["files_landed"] == 1
     assert query(settings, "select count(*) from marts.trigger_memberships where trigger = 'cart_abandonment'") == [(0,)]
     assert query(settings, "select exited_at, exit_reason from marts.trigger_membership_history where trigger = 'cart_abandonment'") \
         == [(dt.datetime(2026, 11, 3, 11, 0), "purchased")]
     assert query(settings, f"select change, member_key from marts.trigger_membership_changes where evaluated_at = '{nxt}' "
                            "and trigger = 'cart_abandonment'") == [("exited", member)]
-    assert not any(k == (member, "cart_abandonment") for k in publish.read_current(r, cfg.redis_prefix))
+    assert not any(k == (member, "cart_abandonment") for k in trigger_redis.read_current(r, cfg.redis_prefix))
     stream = r.xrange(f"{cfg.redis_prefix}:changes")
     assert [f[b"change"] for _, f in stream if f[b"trigger"] == b"cart_abandonment"] == [b"entered", b"exited"]
 
 
 def _table_state(settings: config.Settings) -> dict:
     return {
-        "current": query(settings, f"select {microbatch.CURRENT_COLUMNS} from marts.trigger_memberships order by all"),
+        "current": query(settings, f"select {tables.CURRENT_COLUMNS} from marts.trigger_memberships order by all"),
         "history": query(settings, "select * from marts.trigger_membership_history order by occurrence_id"),
         "changes": query(settings, "select * from marts.trigger_membership_changes order by all"),
         "active": query(settings, "select * exclude (active_triggers) from marts.customer_active_segments order by all"),
@@ -148,7 +151,7 @@ def _table_state(settings: config.Settings) -> dict:
 def _assert_redis_equals_table(settings, cfg, r):
     rows = query(settings, "select member_key, trigger, segment_name, priority, entered_at, expires_at, person_id "
                            "from marts.trigger_memberships")
-    seen = publish.read_current(r, cfg.redis_prefix)
+    seen = trigger_redis.read_current(r, cfg.redis_prefix)
     expected = {(m, t): {"segment_name": s, "priority": p, "entered_at": e.isoformat(), "expires_at": x.isoformat(),
                          "person_id": pid, "in_segment_set": True} for m, t, s, p, e, x, pid in rows}
     assert len(rows) > 50
@@ -156,18 +159,18 @@ def _assert_redis_equals_table(settings, cfg, r):
 
 
 def test_redis_equals_the_tables_after_each_run_and_a_rerun_changes_nothing(lake_copy, cfg):
-    r = publish.client(REDIS_URL)
+    r = trigger_redis.client(REDIS_URL)
     t1 = dt.datetime(2026, 11, 3, 12, 0)
     t2 = t1 + dt.timedelta(minutes=15)
     for at in (t1, t2):
-        microbatch.run_tables(lake_copy, at, cfg)
-        publish.publish_redis(lake_copy, at, cfg, url=REDIS_URL)
+        evaluate_and_write(lake_copy, at, cfg)
+        trigger_redis.publish_redis(lake_copy, at, cfg, url=REDIS_URL)
         _assert_redis_equals_table(lake_copy, cfg, r)
     state = _table_state(lake_copy)
     stream_len = r.xlen(f"{cfg.redis_prefix}:changes")
 
-    microbatch.run_tables(lake_copy, t2, cfg)
-    publish.publish_redis(lake_copy, t2, cfg, url=REDIS_URL)
+    evaluate_and_write(lake_copy, t2, cfg)
+    trigger_redis.publish_redis(lake_copy, t2, cfg, url=REDIS_URL)
     assert _table_state(lake_copy) == state
     _assert_redis_equals_table(lake_copy, cfg, r)
     assert r.xlen(f"{cfg.redis_prefix}:changes") == stream_len
@@ -176,7 +179,7 @@ def test_redis_equals_the_tables_after_each_run_and_a_rerun_changes_nothing(lake
 
 def test_evaluation_reads_nothing_after_the_evaluation_time(lake_copy, cfg):
     at = dt.datetime(2026, 11, 3, 9, 0)
-    microbatch.run_tables(lake_copy, at, cfg)
+    evaluate_and_write(lake_copy, at, cfg)
     latest = query(lake_copy, "select max(entered_at), max(anchor_at), max(exited_at) from marts.trigger_membership_history")
     assert all(value is None or value <= at for value in latest[0])
     evidence_times = query(lake_copy, "select max(cast(json_extract_string(evidence, '$.last_add_to_cart_at') as timestamp)) "
@@ -185,7 +188,7 @@ def test_evaluation_reads_nothing_after_the_evaluation_time(lake_copy, cfg):
 
 
 def test_who_was_in_cart_abandonment_on_a_date_and_why_is_one_query(lake_copy, cfg):
-    microbatch.run_tables(lake_copy, EVAL_END, cfg)
+    evaluate_and_write(lake_copy, EVAL_END, cfg)
     day = END - dt.timedelta(days=1)
     rows = query(lake_copy, """
         select member_key, entered_at, coalesce(exited_at, expires_at), exit_reason, evidence
@@ -201,10 +204,10 @@ def test_hybrid_view_puts_the_highest_priority_trigger_over_the_model_segment(la
         con.execute("create schema if not exists marts")
         con.execute("create or replace table marts.customer_segments as select distinct person_id, "
                     "null::varchar as customer_id, 1 as segment_id, 'Loyal' as segment_name, DATE '2026-11-04' as as_of_date, "
-                    "'1' as model_version from intermediate.int_identities_resolved")
+                    "'1' as model_version from marts.identities")
     finally:
         con.close()
-    microbatch.run_tables(lake_copy, EVAL_END, cfg)
+    evaluate_and_write(lake_copy, EVAL_END, cfg)
     rows = query(lake_copy, "select active_segment_source, count(*), count(distinct person_id) from marts.customer_active_segments group by 1")
     sources = {s: (n, d) for s, n, d in rows}
     assert sources["model"][0] > 0 and sources["trigger"][0] > 0
@@ -221,7 +224,7 @@ def test_incremental_equals_a_full_evaluation(lake_copy, tmp_path, cfg):
     fresh = copy_lake(lake_copy, tmp_path / "fresh")
     at = dt.datetime(2026, 11, 4, 18, 0)
     for step in range(4, -1, -1):
-        microbatch.run_tables(lake_copy, at - dt.timedelta(hours=6 * step), cfg)
-    microbatch.run_tables(fresh, at, cfg)
-    current = f"select {microbatch.CURRENT_COLUMNS} from marts.trigger_memberships order by all"
+        evaluate_and_write(lake_copy, at - dt.timedelta(hours=6 * step), cfg)
+    evaluate_and_write(fresh, at, cfg)
+    current = f"select {tables.CURRENT_COLUMNS} from marts.trigger_memberships order by all"
     assert query(lake_copy, current) == query(fresh, current)

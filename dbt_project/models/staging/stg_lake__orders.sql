@@ -17,7 +17,7 @@ renamed as (
         coalesce(status, 'completed') as status,
         -- money is exact: DECIMAL(18,2) sums do not depend on DuckDB's thread schedule (see macros/rounding.sql)
         cast(amount as decimal(18, 2)) as amount,
-        coalesce(currency, '{{ var("reporting_currency") }}') as currency,
+        coalesce(currency, '{{ setting_var('reporting_currency', 'XXX') }}') as currency,
         cast(ingest_date as date) as ingest_date,
         _source_file as source_file,
         _row_number as source_row_number

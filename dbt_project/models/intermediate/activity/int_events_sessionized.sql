@@ -1,4 +1,6 @@
 -- Events cut into sessions per device: a new session after more than var session_gap_minutes of inactivity.
+-- The rule (partition, order, comparison) is shared with the trigger micro-batches (seg/triggers/sessions.py)
+-- and the gap with them too (settings sessions.gap_minutes); tests/triggers/test_sessions.py holds them equal.
 -- Incremental: each run re-sessionises only what the events landed in the last lookback_days days can change
 -- (macro sessionized_events_rebuild_delete). Persons are attached downstream (sessions), since identity
 -- resolution is rebuilt daily and may re-attribute old sessions.
@@ -73,7 +75,7 @@ flagged as (
             when previous_occurred_at is null then 1
             when
                 {{ seconds_between('previous_occurred_at', 'occurred_at') }}
-                > {{ var('session_gap_minutes') | int * 60 }}
+                > {{ setting_var('session_gap_minutes', 30) | int * 60 }}
                 then 1
             else 0
         end as is_session_start

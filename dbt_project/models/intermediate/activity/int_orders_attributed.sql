@@ -22,7 +22,7 @@ identities as (
 fx_rates as (
 
     select * from {{ ref('stg_lake__fx_rates') }}
-    where to_currency = '{{ var("reporting_currency") }}'
+    where to_currency = '{{ setting_var('reporting_currency', 'XXX') }}'
 
 ),
 
@@ -73,14 +73,18 @@ rates_for_orders as (
             attributed.currency = fx_rates.from_currency
             and fx_rates.rate_date <= cast(attributed.ordered_at as date)
             and fx_rates.rate_date
-            >= {{ add_days('cast(attributed.ordered_at as date)', -1 * var('fx_max_rate_age_days') | int) }}
-    where attributed.currency <> '{{ var("reporting_currency") }}'
+            >= {{ add_days('cast(attributed.ordered_at as date)', -1 * setting_var('fx_max_rate_age_days', 0) | int) }}
+    where attributed.currency <> '{{ setting_var('reporting_currency', 'XXX') }}'
 
 ),
 
 order_rates as (
 
-    select order_id, rate from rates_for_orders where rate_rank = 1
+    select
+        order_id,
+        rate
+    from rates_for_orders
+    where rate_rank = 1
 
 ),
 
@@ -98,9 +102,9 @@ final as (
         attributed.status = 'completed' as is_completed,
         attributed.currency,
         attributed.amount,
-        '{{ var("reporting_currency") }}' as reporting_currency,
+        '{{ setting_var('reporting_currency', 'XXX') }}' as reporting_currency,
         case
-            when attributed.currency = '{{ var("reporting_currency") }}' then attributed.amount
+            when attributed.currency = '{{ setting_var('reporting_currency', 'XXX') }}' then attributed.amount
             else {{ money('attributed.amount * order_rates.rate') }}
         end as amount_reporting,
         items_summarised.order_id is not null as has_items,

@@ -1,0 +1,145 @@
+"""The daily pipeline's stages as plain functions of (settings, as_of_date).
+
+DAG tasks, `seg` commands and tests are thin faces over these. Nothing here imports Airflow; heavy libraries
+(dbt, Great Expectations, scikit-learn, MLflow) are imported inside the stage that needs them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from seg.core.config import Settings
+
+# dbt models tagged `features` are built after the marts gate, as their own stage.
+FEATURES_SELECTOR = "tag:features"
+# Gates that audit what dbt built read the write-audit-publish audit schema (seg/transform/wap.py), not the published marts.
+AUDITED_GATES = ("marts", "features")
+
+
+def land(settings: Settings, source: str, as_of_date: dt.date) -> dict:
+    from seg.lake.landing import land_source
+
+    return land_source(settings, source, as_of_date)
+
+
+def gate(settings: Settings, name: str, as_of_date: dt.date) -> dict:
+    """Run one quality gate; raises expectations.GateFailed when a critical expectation fails."""
+    from expectations.gates import run_gate
+    from seg.transform import wap
+
+    schemas = wap.AUDIT_SCHEMAS if name in AUDITED_GATES else None
+    result = run_gate(settings, name, as_of_date, schemas=schemas)
+    return result.summary()
+
+
+def _dbt_vars(settings: Settings) -> dict:
+    """The marts layer goes to the audit schema (published after the gates); money is reported in the currency
+    the deployment configures or, unconfigured, the one its landed orders carry."""
+    from seg.lake.money import reporting_currency
+    from seg.transform import wap
+
+    return {**wap.AUDIT_VARS, "reporting_currency": reporting_currency(settings)}
+
+
+def dbt_build(settings: Settings, as_of_date: dt.date) -> dict:
+    """dbt staging -> intermediate -> marts (into the audit schema)."""
+    from seg.transform import dbt
+
+    return dbt.build(settings, as_of_date.isoformat(), exclude=FEATURES_SELECTOR, extra_vars=_dbt_vars(settings))
+
+
+def build_features(settings: Settings, as_of_date: dt.date) -> dict:
+    """dbt models tagged `features` (into the audit schema)."""
+    from seg.transform import dbt
+
+    return dbt.build(settings, as_of_date.isoformat(), select=FEATURES_SELECTOR, extra_vars=_dbt_vars(settings))
+
+
+def publish_marts(settings: Settings, as_of_date: dt.date) -> dict:
+    """Swap the audited marts (features included) into schema `marts` in one transaction (seg/transform/wap.py)."""
+    from seg.transform import wap
+
+    return wap.publish(settings, as_of_date)
+
+
+def should_train(settings: Settings, drift_decision: str | None, as_of_date: dt.date) -> tuple[bool, str]:
+    """Train on schedule, without a champion, or early when today's drift report decided `retrain`; but never
+    twice for one as-of date while a champion exists (a rerun reuses that day's model, so it changes nothing).
+
+    Without a champion the date trains again even if it already has a version (a training that failed after
+    registering, or a store from before first models were always promoted): an unpromoted version must never
+    leave a deployment without segments, and the next training is promoted (ml/train.py)."""
+    from ml.tracking import champion_version, version_trained_on
+    from ml.train import should_train as decide
+
+    earlier = version_trained_on(settings, as_of_date)
+    champion = champion_version(settings) if earlier is not None else None
+    if earlier is not None and champion is not None:
+        return False, (
+            f"version {earlier.version} was already trained for {as_of_date}; reusing champion v{champion.version}"
+        )
+
+    train_now, reason = decide(settings, as_of_date, force=drift_decision == "retrain")
+    if earlier is not None:
+        reason = f"version {earlier.version} of {as_of_date} is not a champion and there is none; {reason}"
+    if drift_decision == "retrain":
+        reason = f"drift report decided retrain; {reason}"
+    return train_now, reason
+
+
+def train(settings: Settings, as_of_date: dt.date) -> dict:
+    from ml.train import run
+
+    return run(settings, as_of_date)
+
+
+def load_champion(settings: Settings, as_of_date: dt.date) -> dict:
+    from ml.tracking import champion_version
+
+    version = champion_version(settings)
+    if version is None:
+        # should_train sends every run without a champion to `train`, so this means the registry was changed
+        # between the two tasks (alias deleted by hand, another data directory's store...).
+        raise RuntimeError(
+            f"no 'champion' alias on model {settings.ml.registered_model_name} in "
+            f"{settings.mlflow_tracking_uri}: rerun the date (it trains and promotes a model when no champion exists)"
+        )
+    return {"model_version": str(version.version), "run_id": version.run_id}
+
+
+def assign(settings: Settings, as_of_date: dt.date) -> dict:
+    from ml.assign import run
+
+    return run(settings, as_of_date)
+
+
+def drift_report(settings: Settings, as_of_date: dt.date) -> dict:
+    from ml.drift.monitor import run
+
+    return run(settings, as_of_date)
+
+
+def publish(settings: Settings, as_of_date: dt.date) -> dict:
+    from seg.transform.segments import run
+
+    return run(settings, as_of_date)
+
+
+def is_verdict(exc: BaseException) -> bool:
+    """A failed quality gate is a verdict on the data: retrying the task cannot help (the DAG fails it at once)."""
+    from expectations.gates import GateFailed  # imported only when a stage failed: GX is slow to import
+
+    return isinstance(exc, GateFailed)
+
+
+def run_stage(stage: Callable[..., Any], settings: Settings, *args: Any, as_of_date: dt.date) -> Any:
+    """Run one stage function of this module, `stage(settings, *args, as_of_date)`, and record its wall time and
+    peak RSS in reports/stage_metrics/<date>.jsonl (read by `seg bench`). The record names the stage after the
+    function and, for `land` and `gate`, its first argument (land_orders, gate_raw), as the DAG's task ids do."""
+    from seg.pipeline import metrics
+
+    name = stage.__name__ + (f"_{args[0]}" if stage in (land, gate) else "")
+    with metrics.recorded(settings, name, as_of_date):
+        return stage(settings, *args, as_of_date)
