@@ -45,6 +45,9 @@ RELATIONS: tuple[Relation, ...] = (
     Relation("marts.customer_features", WAP, "one row per person"),
     Relation("marts.customer_features_history", WAP, "one row per person and as-of date"),
     Relation("marts.identities", WAP, "one row per source identifier (customer id, email hash, anonymous id)"),
+    # write-audit-publish records: which build each step wrote, which build each gate passed
+    Relation("marts_audit._builds", WAP, "one row per build step into the audit schema (its current build id)"),
+    Relation("marts_audit._audits", WAP, "one row per audited gate (the build id it passed)"),
     # the model's output and its publication (write-audit-publish for segments)
     Relation("ml_stage.customer_assignments", ASSIGN, "one row per person: the champion's segment, audited"),
     Relation("ml_stage.segment_profiles", ASSIGN, "one row per segment of the champion"),

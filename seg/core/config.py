@@ -53,6 +53,7 @@ class FxSettings:
 class WarehouseSettings:
     memory_limit: str
     threads: int
+    lock_timeout_s: float
 
 
 @dataclass(frozen=True)

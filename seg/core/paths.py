@@ -59,6 +59,10 @@ class Paths:
     def dbt_target(self) -> Path:
         return self.root / "dbt" / "target"
 
+    @property
+    def run_lock(self) -> Path:
+        return self.root / "run.lock"
+
     def raw_partition(self, source: str, day: str) -> Path:
         return self.raw / source / f"ingest_date={day}"
 

@@ -36,41 +36,52 @@ def configure(con: duckdb.DuckDBPyConnection, settings: Settings, in_memory: boo
 
 @contextmanager
 def connect(settings: Settings, read_only: bool = False, database: Path | str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse (or an in-memory database with database=':memory:') with the configured limits."""
+    """Open the warehouse (or an in-memory database with database=':memory:') with the configured limits, waiting
+    up to warehouse.lock_timeout_s while another process holds the file."""
     target = database if database is not None else settings.paths.warehouse
-    if target != ":memory:":
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    if target == ":memory:":
+        con = duckdb.connect(":memory:")
+    else:
         if read_only and not Path(target).exists():
             raise FileNotFoundError(f"warehouse {target} does not exist yet: run the pipeline first")
-    con = duckdb.connect(str(target), read_only=read_only)
+        con = _open_waiting(Path(target), read_only, settings.warehouse.lock_timeout_s)
     try:
         yield configure(con, settings, in_memory=target == ":memory:")
     finally:
         con.close()
 
 
-def connect_waiting(settings: Settings, read_only: bool = False, timeout_s: float = 600.0,
-                    poll_s: float = 2.0) -> duckdb.DuckDBPyConnection:
-    """The warehouse (configured as connect() does), waiting up to `timeout_s` while another process holds the
-    DuckDB lock (one writer per file: a daily DAG task, another micro-batch). The caller closes the connection.
-    Any other error, or the lock still held after `timeout_s`, is raised."""
-    settings.paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
+class WarehouseLocked(RuntimeError):
+    """Another process held the warehouse file longer than the configured wait."""
+
+
+def _open_waiting(path: Path, read_only: bool, timeout_s: float, poll_s: float = 1.0) -> duckdb.DuckDBPyConnection:
+    path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            con = duckdb.connect(str(settings.paths.warehouse), read_only=read_only)
+            return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+            if "lock" not in str(exc).lower():
                 raise
-            logging.getLogger(__name__).info("warehouse %s is locked by another process; waiting",
-                                             settings.paths.warehouse)
-            time.sleep(poll_s)
-            continue
-        try:
-            return configure(con, settings)
-        except BaseException:
-            con.close()
-            raise
+            if time.monotonic() >= deadline:
+                raise WarehouseLocked(
+                    f"warehouse {path} is held by another process (DuckDB allows one writer) for more than "
+                    f"{timeout_s:g} s (warehouse.lock_timeout_s): {str(exc).splitlines()[0]}") from exc
+            logging.getLogger(__name__).info("warehouse %s is locked by another process; waiting", path)
+            time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
+
+
+def connect_waiting(settings: Settings, read_only: bool = False, timeout_s: float | None = None) -> duckdb.DuckDBPyConnection:
+    """The warehouse, configured as connect() does, waiting up to `timeout_s` (default warehouse.lock_timeout_s)
+    while another process holds the DuckDB lock. The caller closes the connection."""
+    timeout = settings.warehouse.lock_timeout_s if timeout_s is None else timeout_s
+    con = _open_waiting(settings.paths.warehouse, read_only, timeout)
+    try:
+        return configure(con, settings)
+    except BaseException:
+        con.close()
+        raise
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

@@ -70,8 +70,12 @@ def cmd_import(args) -> int:
 
 def cmd_land(args) -> int:
     from seg.lake.landing import land_all
+    from seg.pipeline import run_lock
 
-    for summary in land_all(config.load(), args.date):
+    settings = config.load()
+    with run_lock.holding(settings, f"seg land --date {args.date}"):
+        summaries = land_all(settings, args.date)
+    for summary in summaries:
         print(f"{summary['source']:<18} files {summary['files_seen']:>4}  in {summary['rows_in']:>10}  "
               f"landed {summary['rows_landed']:>10}  quarantined {summary['rows_quarantined']:>8}  "
               f"rejected files {summary['files_rejected']}  duplicates {summary['files_duplicate']}")
@@ -95,11 +99,18 @@ def cmd_run(args) -> int:
         return 2
     if len(days) > 1:
         print(f"seg run: {len(days)} runs, {days[0]} .. {days[-1]}")
-    for day in days:
-        code = orchestrate.run(settings, day, log_level=None if args.verbose else "WARNING")
-        if code:
-            print(f"seg run: the DAG failed for {day}; later dates were not run", file=sys.stderr)
-            return code
+    from seg.pipeline import run_lock
+
+    try:
+        with run_lock.holding(settings, f"seg run {days[0]} .. {days[-1]}"):  # the whole replay: nothing interleaves
+            for day in days:
+                code = orchestrate.run(settings, day, log_level=None if args.verbose else "WARNING")
+                if code:
+                    print(f"seg run: the DAG failed for {day}; later dates were not run", file=sys.stderr)
+                    return code
+    except run_lock.DataDirectoryBusy as exc:
+        print(f"seg run: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -14,8 +14,9 @@ from seg.core.config import Settings
 
 # dbt models tagged `features` are built after the marts gate, as their own stage.
 FEATURES_SELECTOR = "tag:features"
-# Gates that audit what dbt built read the write-audit-publish audit schema (seg/transform/wap.py), not the published marts.
-AUDITED_GATES = ("marts", "features")
+# Gates that audit what dbt built read the write-audit-publish audit schema (seg/transform/wap.py), not the
+# published marts: gate -> the build step whose output it audits (publish_marts requires both audits).
+AUDITED_GATES = {"marts": "dbt_build", "features": "build_features"}
 
 
 def land(settings: Settings, source: str, as_of_date: dt.date) -> dict:
@@ -29,8 +30,12 @@ def gate(settings: Settings, name: str, as_of_date: dt.date) -> dict:
     from expectations.gates import run_gate
     from seg.transform import wap
 
-    schemas = wap.AUDIT_SCHEMAS if name in AUDITED_GATES else None
-    result = run_gate(settings, name, as_of_date, schemas=schemas)
+    if name not in AUDITED_GATES:
+        return run_gate(settings, name, as_of_date).summary()
+    step = AUDITED_GATES[name]
+    build_id = wap.current_build(settings, step)  # read before the gate: the audit is tied to this build
+    result = run_gate(settings, name, as_of_date, schemas=wap.AUDIT_SCHEMAS)
+    wap.record_audit(settings, name, step, build_id)
     return result.summary()
 
 
@@ -43,25 +48,30 @@ def _dbt_vars(settings: Settings) -> dict:
     return {**wap.AUDIT_VARS, "reporting_currency": reporting_currency(settings)}
 
 
+def _audited_build(settings: Settings, step: str, as_of_date: dt.date, **selection: str) -> dict:
+    from seg.transform import dbt, wap
+
+    wap.start_build(settings, step)
+    summary = dbt.build(settings, as_of_date.isoformat(), extra_vars=_dbt_vars(settings), **selection)
+    summary["build_id"] = wap.finish_build(settings, step, as_of_date)
+    return summary
+
+
 def dbt_build(settings: Settings, as_of_date: dt.date) -> dict:
     """dbt staging -> intermediate -> marts (into the audit schema)."""
-    from seg.transform import dbt
-
-    return dbt.build(settings, as_of_date.isoformat(), exclude=FEATURES_SELECTOR, extra_vars=_dbt_vars(settings))
+    return _audited_build(settings, "dbt_build", as_of_date, exclude=FEATURES_SELECTOR)
 
 
 def build_features(settings: Settings, as_of_date: dt.date) -> dict:
     """dbt models tagged `features` (into the audit schema)."""
-    from seg.transform import dbt
-
-    return dbt.build(settings, as_of_date.isoformat(), select=FEATURES_SELECTOR, extra_vars=_dbt_vars(settings))
+    return _audited_build(settings, "build_features", as_of_date, select=FEATURES_SELECTOR)
 
 
 def publish_marts(settings: Settings, as_of_date: dt.date) -> dict:
     """Swap the audited marts (features included) into schema `marts` in one transaction (seg/transform/wap.py)."""
     from seg.transform import wap
 
-    return wap.publish(settings, as_of_date)
+    return wap.publish(settings, as_of_date, audited=AUDITED_GATES)
 
 
 def should_train(settings: Settings, drift_decision: str | None, as_of_date: dt.date) -> tuple[bool, str]:

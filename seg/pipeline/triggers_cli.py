@@ -38,14 +38,21 @@ def main(args) -> int:
 
     settings = config.load()
     if args.triggers_command == "run":
-        if args.no_airflow:
-            from seg.pipeline.microbatch import run
+        from seg.pipeline import run_lock
 
-            print(json.dumps(run(settings, args.at), indent=2, default=str))
-            return 0
-        from seg.pipeline import airflow
+        try:
+            with run_lock.holding(settings, f"seg triggers run --at {args.at.isoformat()}"):
+                if args.no_airflow:
+                    from seg.pipeline.microbatch import run
 
-        return airflow.run(settings, args.at, dag_id=TRIGGERS_DAG_ID)
+                    print(json.dumps(run(settings, args.at), indent=2, default=str))
+                    return 0
+                from seg.pipeline import airflow
+
+                return airflow.run(settings, args.at, dag_id=TRIGGERS_DAG_ID)
+        except run_lock.DataDirectoryBusy as exc:
+            print(f"seg triggers run: {exc}", file=sys.stderr)
+            return 1
     if args.triggers_command == "show":
         from seg.core.warehouse import connect
         from seg.triggers.tables import CURRENT

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from seg.core.config import Settings
@@ -33,6 +35,78 @@ AUDIT_SCHEMA = "marts_audit"
 AUDIT_SCHEMAS = {PUBLISHED_SCHEMA: AUDIT_SCHEMA}
 # the dbt var that sends the marts layer to the audit schema (macro generate_schema_name)
 AUDIT_VARS = {"marts_schema": AUDIT_SCHEMA}
+# Publish what was audited: each build step into the audit schema gets a build id, each gate that passed records
+# the build id it read, and publish refuses when the audit schema changed after its gate (another run's build).
+BUILDS = f"{AUDIT_SCHEMA}._builds"  # one row per build step: step, build_id, as_of_date, built_at
+AUDITS = f"{AUDIT_SCHEMA}._audits"  # one row per gate that passed: gate, step, build_id, audited_at
+
+
+class AuditMismatch(RuntimeError):
+    """The audit schema is not what the gates passed: publishing it would publish unaudited marts."""
+
+
+def _ensure_records(con: Any) -> None:
+    con.execute(f"create schema if not exists {AUDIT_SCHEMA}")
+    con.execute(f"create table if not exists {BUILDS} (step varchar primary key, build_id varchar, as_of_date date, "
+                "built_at timestamp)")
+    con.execute(f"create table if not exists {AUDITS} (gate varchar primary key, step varchar, build_id varchar, "
+                "audited_at timestamp)")
+
+
+def start_build(settings: Settings, step: str) -> None:
+    """Forget the step's build id before dbt rewrites the audit schema: a build that fails half-way leaves no id
+    an earlier audit could match."""
+    with connect(settings) as con:
+        _ensure_records(con)
+        con.execute(f"delete from {BUILDS} where step = ?", [step])
+
+
+def finish_build(settings: Settings, step: str, as_of_date: dt.date) -> str:
+    """A new build id for the step, after dbt wrote the audit schema successfully."""
+    build_id = uuid.uuid4().hex
+    with connect(settings) as con:
+        _ensure_records(con)
+        con.execute(f"insert or replace into {BUILDS} values (?, ?, ?, now()::timestamp)", [step, build_id, as_of_date])
+    return build_id
+
+
+def current_build(settings: Settings, step: str) -> str | None:
+    with connect(settings) as con:
+        return _build_ids(con).get(step)
+
+
+def _build_ids(con: Any) -> dict[str, str]:
+    if not _tables_named(con, AUDIT_SCHEMA, "_builds"):
+        return {}
+    return dict(con.execute(f"select step, build_id from {BUILDS}").fetchall())
+
+
+def record_audit(settings: Settings, gate: str, step: str, build_id: str | None) -> None:
+    """The gate passed on the step's build `build_id` (read before the gate ran)."""
+    with connect(settings) as con:
+        _ensure_records(con)
+        if _build_ids(con).get(step) != build_id or build_id is None:
+            raise AuditMismatch(f"the audit schema was rebuilt while gate {gate} was reading it (by another run?): "
+                                "rerun the date")
+        con.execute(f"insert or replace into {AUDITS} values (?, ?, ?, now()::timestamp)", [gate, step, build_id])
+
+
+def _check_audited(con: Any, audited: Mapping[str, str]) -> None:
+    builds = _build_ids(con)
+    passed = dict(((g, (s, b)) for g, s, b in con.execute(f"select gate, step, build_id from {AUDITS}").fetchall())
+                  if _tables_named(con, AUDIT_SCHEMA, "_audits") else ())
+    for gate, step in audited.items():
+        if step not in builds:
+            raise AuditMismatch(f"{step} has no finished build in {AUDIT_SCHEMA}: nothing audited to publish")
+        if passed.get(gate) != (step, builds[step]):
+            raise AuditMismatch(f"gate {gate} did not pass on the current {step} build of {AUDIT_SCHEMA} (rebuilt "
+                                "after the gate, by another run?): publishing it would publish unaudited marts; "
+                                "rerun the date")
+
+
+def _tables_named(con: Any, schema: str, table: str) -> bool:
+    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and "
+                            "table_name = ?", [schema, table]).fetchone()[0])
 
 
 def _dated_models(settings: Settings) -> set[str]:
@@ -51,9 +125,10 @@ def _dated_models(settings: Settings) -> set[str]:
 
 
 def _tables(con: Any, schema: str) -> list[str]:
+    """The schema's tables, without the build/audit records (names starting with _)."""
     return [r[0] for r in con.execute(
         "select table_name from information_schema.tables where table_schema = ? and table_type = 'BASE TABLE' "
-        "order by table_name", [schema]).fetchall()]
+        "and not starts_with(table_name, '_') order by table_name", [schema]).fetchall()]
 
 
 def _columns(con: Any, schema: str, table: str) -> dict[str, str]:
@@ -62,11 +137,16 @@ def _columns(con: Any, schema: str, table: str) -> dict[str, str]:
         "order by ordinal_position", [schema, table]).fetchall())
 
 
-def publish(settings: Settings, as_of_date: dt.date) -> dict[str, Any]:
-    """Swap the audited marts into `marts` in one transaction; returns {table: rows published}."""
+def publish(settings: Settings, as_of_date: dt.date, audited: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Swap the audited marts into `marts` in one transaction; returns {table: rows published}.
+
+    audited: gate -> build step ({"marts": "dbt_build"}) whose current build each gate must have passed (the
+    pipeline passes it; AuditMismatch otherwise)."""
     dated = _dated_models(settings)
     published: dict[str, Any] = {}
     with connect(settings) as con:
+        if audited:
+            _check_audited(con, audited)
         tables = _tables(con, AUDIT_SCHEMA)
         if not tables:
             raise RuntimeError(f"schema {AUDIT_SCHEMA} holds no table: dbt_build has not run for {as_of_date}")
