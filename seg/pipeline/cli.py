@@ -27,6 +27,16 @@ import time
 from seg.core import config
 
 
+def _scales(value: str) -> str:
+    try:
+        counts = [int(s) for s in value.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not comma-separated customer counts: {value!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"customer counts must be positive: {value!r}")
+    return value
+
+
 def _date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
@@ -237,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("bench", help="benchmark the pipeline at several scales; prints a table, writes JSON")
-    p.add_argument("--scales", default="100000,1000000", help="comma-separated customer counts")
+    p.add_argument("--scales", type=_scales, default="100000,1000000", help="comma-separated customer counts")
     p.add_argument("--days", type=int, default=60)
     p.add_argument("--out", default="bench_results/bench.json")
     p.add_argument("--dbt-compare-max", type=int, default=100_000,
@@ -258,9 +268,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Errors that are the user's to fix (a bad argument or setting, a missing warehouse, a busy data directory): one
+# line naming the problem instead of a traceback. SEG_DEBUG=1 shows the traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except USER_ERRORS as exc:
+        if os.environ.get("SEG_DEBUG"):
+            raise
+        print(f"seg {args.command}: {exc}", file=sys.stderr)
+        print("(SEG_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
