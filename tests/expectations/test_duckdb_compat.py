@@ -137,7 +137,7 @@ def test_w6_engines_are_read_only_with_the_warehouse_limits_and_released(warehou
             "select current_setting('threads'), current_setting('disabled_optimizers')").fetchall()[0]
         with pytest.raises(Exception, match="read-only"):
             connection.exec_driver_sql("create table marts.x (i integer)")
-    assert settings_seen == (int(warehouse_file["warehouse"]["threads"]), compat.DISABLED_OPTIMIZERS)
+    assert settings_seen == (warehouse_file.warehouse.threads, compat.DISABLED_OPTIMIZERS)
     # while GX holds its read-only connection, the warehouse cannot be opened for writing
     with pytest.raises(duckdb.Error):
         duckdb.connect(str(warehouse_file.paths.warehouse)).close()

@@ -21,7 +21,7 @@ def test_dag_policy_one_writer_and_the_configured_schedule(dag):
     assert dag.max_active_runs == 1 and not dag.catchup
     assert {"segmentation", "triggers"} <= set(dag.tags)
     assert "evaluation time" in dag.doc_md
-    pool = config.load()["airflow"]["warehouse_pool"]  # the daily DAG's pool: one DuckDB writer across DAGs
+    pool = config.load().airflow.warehouse_pool  # the daily DAG's pool: one DuckDB writer across DAGs
     assert dag.get_task("evaluate_triggers").pool == pool
     assert dag.get_task("publish_redis").pool == pool
     assert f"expression='{cfg.schedule}'" in repr(dag.timetable)
