@@ -6,6 +6,13 @@ A mapping YAML names the input `format` (csv, parquet, json, jsonl), optionally 
 file in file order; its `rowid` numbers them from 0 (rejected lines are not in it). The mapping is checked
 completely (unknown sources/columns, missing required columns, SQL that fails) before anything is written.
 
+A mapping can only turn its input into contract files. Its SQL runs in a DuckDB connection whose external access is
+off (`enable_external_access = false`, the configuration locked) except for the one file it reads and the files the
+importer writes: a `read_csv('/etc/passwd')`, a `read_text` of any other file, an ATTACH or a COPY fail. Each `sql` is
+one SELECT statement (parsed by DuckDB, so a `;` inside a string is not a second statement), a `where` one condition;
+`columns` names input columns, quoted as identifiers, and `read_options` are option names with plain values (true or
+false, a number, a text, a list or a map of them), quoted as literals. A refused mapping writes nothing.
+
 Exports as users have them:
 
 * `encoding: latin-1` (or any Python codec name, e.g. cp1252): the file is decoded with it. DuckDB reads UTF-8,
@@ -31,7 +38,9 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import json
+import math
 import os
+import re
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
@@ -54,6 +63,7 @@ DUCKDB_CSV_ENCODINGS = {"utf-8": "utf-8", "iso8859-1": "latin-1", "utf-16": "utf
 IMPORT_DATE_DEFAULTS = {"crm_customers": "updated_at"}
 CHUNK_CHARS = 1 << 20
 REJECTS_COLUMNS = "input_file VARCHAR, line_no BIGINT, line VARCHAR, reason VARCHAR"
+OPTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class MappingError(ValueError):
@@ -64,18 +74,64 @@ class MappingError(ValueError):
 class Target:
     source: str
     select_sql: str
+    input_columns: tuple[str, ...] = ()  # the input columns a `columns` map names (checked against the input)
 
 
-def _option(value) -> str:
+def _ident(name: str) -> str:
+    """`name` as a DuckDB quoted identifier (quotes doubled): a column name is never read as SQL."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _option(value, name: str) -> str:
+    """A read option's value as a DuckDB literal; anything but true/false, a number, a text, a list or a map is refused."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise MappingError(f"read_options: {name}: {value} is not a finite number")
+        return repr(value)
+    if isinstance(value, str | dt.date):
+        return sql_str(value)
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{sql_str(k)}: {_option(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{sql_str(k)}: {_option(v, f'{name}.{k}')}" for k, v in value.items()) + "}"
     if isinstance(value, list):
-        return "[" + ", ".join(_option(v) for v in value) + "]"
-    return sql_str(value)
+        return "[" + ", ".join(_option(v, f"{name}[{i}]") for i, v in enumerate(value)) + "]"
+    raise MappingError(f"read_options: {name}: give true/false, a number, a text, a list or a map, not {value!r}")
+
+
+def _reader_options(read_options: dict) -> str:
+    """`, name = value` for each read option: names checked, values quoted."""
+    parts = []
+    for name, value in read_options.items():
+        if not isinstance(name, str) or not OPTION_NAME.fullmatch(name):
+            raise MappingError(f"read_options: {name!r} is not an option name (letters, digits and _)")
+        parts.append(f", {name} = {_option(value, name)}")
+    return "".join(parts)
+
+
+def _one_select(sql: str, what: str) -> str:
+    """`sql` if DuckDB parses it as exactly one SELECT statement (a trailing `;` and comments are fine)."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise MappingError(f"{what} does not parse: {str(exc).splitlines()[0]}") from exc
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        kinds = ", ".join(s.type.name for s in statements) or "none"
+        raise MappingError(f"{what} must be one SELECT statement over the table `input`; found {len(statements)} "
+                           f"statement{'s' if len(statements) != 1 else ''}: {kinds}")
+    return sql
+
+
+def _condition(where, what: str) -> str:
+    """`where` if DuckDB parses it as one expression (no second statement, no FROM of its own)."""
+    try:
+        duckdb.SQLExpression(str(where))
+    except duckdb.Error as exc:
+        raise MappingError(f"{what}: `where` must be one condition over the input's columns: "
+                           f"{str(exc).splitlines()[0]}") from exc
+    return str(where)
 
 
 def load_mapping(path: Path) -> dict:
@@ -98,6 +154,10 @@ def load_mapping(path: Path) -> dict:
     if reserved:
         raise MappingError(f"mapping {path}: read_options {reserved} are set by the importer "
                            "(`encoding` is a top-level key; rejected lines are always kept)")
+    try:
+        _reader_options(read_options)
+    except MappingError as exc:
+        raise MappingError(f"mapping {path}: {exc}") from exc
     if "encoding" in mapping:
         _codec(mapping["encoding"], path)
     if fmt == "parquet" and "encoding" in mapping:
@@ -127,15 +187,21 @@ def build_targets(mapping: dict) -> list[Target]:
         if "sql" in spec:
             if "where" in spec:
                 raise MappingError(f"target {source_name}: `where` goes with `columns`; put it inside the `sql`")
-            targets.append(Target(source_name, str(spec["sql"])))
+            targets.append(Target(source_name, _one_select(str(spec["sql"]), f"target {source_name}: `sql`")))
             continue
         columns = spec["columns"] or {}
+        if not isinstance(columns, dict) or not columns:
+            raise MappingError(f"target {source_name}: `columns` maps contract columns to input columns")
         unknown = [c for c in columns if c not in source.columns]
         if unknown:
             raise MappingError(f"target {source_name}: columns {unknown} are not in the contract for {source_name}")
-        select = ", ".join(f'"{str(src)}" AS "{dst}"' for dst, src in columns.items())
-        where = f" WHERE {spec['where']}" if spec.get("where") else ""
-        targets.append(Target(source_name, f"SELECT {select} FROM input{where}"))
+        unnamed = [dst for dst, src in columns.items() if not isinstance(src, str | int) or isinstance(src, bool) or str(src) == ""]
+        if unnamed:
+            raise MappingError(f"target {source_name}: columns {unnamed} must each name an input column")
+        select = ", ".join(f"{_ident(src)} AS {_ident(dst)}" for dst, src in columns.items())
+        where = f" WHERE (\n{_condition(spec['where'], f'target {source_name}')}\n)" if spec.get("where") else ""
+        select_sql = _one_select(f"SELECT {select} FROM input{where}", f"target {source_name}")
+        targets.append(Target(source_name, select_sql, tuple(str(src) for src in columns.values())))
     return targets
 
 
@@ -184,8 +250,9 @@ def _split_jsonl(src: Path, encoding: str, good: Path) -> tuple[int, list[tuple[
     return kept, rejected
 
 
-def _load_input(con: duckdb.DuckDBPyConnection, input_file: Path, mapping: dict, workdir: Path) -> list[tuple[int, str, str]]:
-    """Create the table `input` from the file; return the rejected lines (line number, text, reason)."""
+def _prepare_input(input_file: Path, mapping: dict, workdir: Path) -> tuple[Path, str, list[tuple[int, str, str]]]:
+    """Transcode or split the file where DuckDB cannot read it as it is; return (the file DuckDB reads, the SELECT
+    that reads it, the lines rejected on the way (line number, text, reason))."""
     fmt = mapping.get("format", "csv")
     encoding = _codec(mapping.get("encoding", "utf-8"))
     read_options = dict(mapping.get("read_options") or {})
@@ -208,8 +275,13 @@ def _load_input(con: duckdb.DuckDBPyConnection, input_file: Path, mapping: dict,
         path = workdir / "input.utf8.json"
         _transcode(input_file, encoding, path)
     reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json", "jsonl": "read_json"}[fmt]
-    options = "".join(f", {k} = {_option(v)}" for k, v in read_options.items())
-    con.execute(f"CREATE TEMP TABLE input AS SELECT * FROM {reader}({sql_str(str(path))}{options})")
+    path = Path(os.path.abspath(path))
+    return path, _one_select(f"SELECT * FROM {reader}({sql_str(path)}{_reader_options(read_options)})", "read_options"), rejected
+
+
+def _load_input(con: duckdb.DuckDBPyConnection, fmt: str, reader_sql: str, rejected: list[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
+    """Create the table `input` with `reader_sql`; return the rejected lines (line number, text, reason)."""
+    con.execute(f"CREATE TEMP TABLE input AS {reader_sql}")
     if fmt == "csv":
         # one row per rejected line (a line may break several rules), in the file's line numbering
         rejected = [(int(line), text, reason) for line, text, reason in con.execute(
@@ -218,10 +290,41 @@ def _load_input(con: duckdb.DuckDBPyConnection, input_file: Path, mapping: dict,
     return rejected
 
 
+def _sandboxed(allowed: list[Path]) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection that can touch no file but `allowed` (and loads or installs no extension), locked so
+    that no statement can lift it. The mapping's SQL runs only here."""
+    con = duckdb.connect(":memory:")
+    con.execute(f"SET allowed_paths = [{', '.join(sql_str(os.path.abspath(p)) for p in allowed)}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def _sql_error(source: str, exc: duckdb.Error, when: str = "") -> MappingError:
+    first = str(exc).splitlines()[0]
+    if isinstance(exc, duckdb.PermissionException):
+        return MappingError(f"target {source}: a mapping may read only its input, the table `input` ({first})")
+    return MappingError(f"target {source}: the SQL fails{when}: {first}")
+
+
+def _mkdir(path: Path, created: list[Path]) -> None:
+    """mkdir -p that notes the directories it made, so a failed import can take them away again."""
+    missing = []
+    for parent in [path, *path.parents]:
+        if parent.exists():
+            break
+        missing.append(parent)
+    path.mkdir(parents=True, exist_ok=True)
+    created.extend(missing)
+
+
 def _write_rejects(con: duckdb.DuckDBPyConnection, input_file: Path, rejected: list[tuple[int, str, str]], tmp: Path) -> dict[str, int]:
     con.execute(f"CREATE TEMP TABLE rejected_lines ({REJECTS_COLUMNS})")
     con.executemany("INSERT INTO rejected_lines VALUES (?, ?, ?, ?)", [(input_file.name, *r) for r in rejected])
-    con.execute(f"COPY (SELECT * FROM rejected_lines ORDER BY line_no) TO {sql_str(str(tmp))} (FORMAT parquet)")
+    con.execute(f"COPY (SELECT * FROM rejected_lines ORDER BY line_no) TO {sql_str(os.path.abspath(tmp))} "
+                "(FORMAT parquet, USE_TMP_FILE false)")
     return dict(Counter(reason.split(":", 1)[0] for _, _, reason in rejected))
 
 
@@ -238,52 +341,69 @@ def run_import(paths: Paths, input_file: Path, mapping_file: Path, day: dt.date)
     targets = build_targets(mapping)
     contract = load_contract()
     fmt = mapping.get("format", "csv")
+    finals = {t.source: paths.incoming / t.source / day.isoformat() / f"{t.source}_import_{input_file.stem}.parquet"
+              for t in targets}
+    tmps = {source: final.with_name(f".{final.name}.tmp") for source, final in finals.items()}
+    rejects_final = rejects_path(paths, input_file, day)
+    rejects_tmp = rejects_final.with_name(f".{rejects_final.name}.tmp")
 
-    con = duckdb.connect(":memory:")
     staged: list[tuple[Path, Path]] = []
+    created: list[Path] = []
     summary: dict[str, dict] = {}
+    con = None
     try:
         with tempfile.TemporaryDirectory(prefix="seg_import_") as workdir:
+            path, reader_sql, rejected = _prepare_input(input_file, mapping, Path(workdir))
+            # from here on DuckDB reads the input and writes the importer's own files, nothing else
+            con = _sandboxed([path, *tmps.values(), rejects_tmp])
             try:
-                rejected = _load_input(con, input_file, mapping, Path(workdir))
+                rejected = _load_input(con, fmt, reader_sql, rejected)
             except duckdb.Error as exc:
                 raise MappingError(f"cannot read {input_file} as {fmt}: {exc}") from exc
+            input_columns = [row[0] for row in con.execute("DESCRIBE input").fetchall()]
+
+            outputs = []  # every target checked before anything is written
             for target in targets:
                 source = contract.sources[target.source]
-                select_sql = target.select_sql
+                absent = [c for c in target.input_columns if c not in input_columns]
+                if absent:
+                    raise MappingError(f"target {target.source}: `columns` names {absent}: not a column of the input "
+                                       f"(its columns: {', '.join(input_columns)})")
+                view = _ident(f"target_{target.source}")
                 try:
-                    cols = [row[0] for row in con.execute(f"DESCRIBE {select_sql}").fetchall()]
+                    con.execute(f"CREATE TEMP VIEW {view} AS {target.select_sql}")
+                    cols = [row[0] for row in con.execute(f"DESCRIBE {view}").fetchall()]
                 except duckdb.Error as exc:
-                    raise MappingError(f"target {target.source}: the SQL fails: {str(exc).splitlines()[0]}") from exc
+                    raise _sql_error(target.source, exc) from exc
                 unknown = [c for c in cols if c not in source.columns]
                 if unknown:
                     raise MappingError(f"target {target.source}: output columns {unknown} are not in the contract")
+                select_sql = f"SELECT * FROM {view}"
                 filled = IMPORT_DATE_DEFAULTS.get(target.source)
                 if filled and filled not in cols:
-                    select_sql = f"SELECT *, TIMESTAMP {sql_str(f'{day.isoformat()} 00:00:00')} AS \"{filled}\" FROM ({select_sql})"
+                    select_sql = f"SELECT *, TIMESTAMP {sql_str(f'{day.isoformat()} 00:00:00')} AS {_ident(filled)} FROM {view}"
                     cols.append(filled)
                 missing = [c for c in source.required_columns if c not in cols]
                 if missing:
                     raise MappingError(f"target {target.source}: required contract columns {missing} are not produced")
-                out_dir = paths.incoming / target.source / day.isoformat()
-                final = out_dir / f"{target.source}_import_{input_file.stem}.parquet"
-                tmp = out_dir / f".{final.name}.tmp"
-                out_dir.mkdir(parents=True, exist_ok=True)
+                outputs.append((target.source, select_sql, cols))
+
+            for source_name, select_sql, cols in outputs:
+                tmp, final = tmps[source_name], finals[source_name]
+                _mkdir(tmp.parent, created)
                 staged.append((tmp, final))
                 try:
-                    con.execute(f"COPY ({select_sql}) TO {sql_str(str(tmp))} (FORMAT parquet)")
+                    con.execute(f"COPY ({select_sql}) TO {sql_str(os.path.abspath(tmp))} (FORMAT parquet, USE_TMP_FILE false)")
                 except duckdb.Error as exc:
-                    raise MappingError(f"target {target.source}: the SQL fails on the data: {str(exc).splitlines()[0]}") from exc
-                rows = con.execute(f"SELECT count(*) FROM read_parquet({sql_str(str(tmp))})").fetchone()[0]
-                summary[target.source] = {"rows": int(rows), "file": str(final), "columns": cols}
+                    raise _sql_error(source_name, exc, " on the data") from exc
+                rows = con.execute(f"SELECT count(*) FROM read_parquet({sql_str(os.path.abspath(tmp))})").fetchone()[0]
+                summary[source_name] = {"rows": int(rows), "file": str(final), "columns": cols}
 
             rows_read = int(con.execute("SELECT count(*) FROM input").fetchone()[0])
             summary["_input"] = {"rows": rows_read, "rejected": len(rejected), "lines": rows_read + len(rejected),
                                  "file": str(input_file)}
-            rejects_final = rejects_path(paths, input_file, day)
             if rejected:
-                rejects_final.parent.mkdir(parents=True, exist_ok=True)
-                rejects_tmp = rejects_final.with_name(f".{rejects_final.name}.tmp")
+                _mkdir(rejects_tmp.parent, created)
                 staged.append((rejects_tmp, rejects_final))
                 reasons = _write_rejects(con, input_file, rejected, rejects_tmp)
                 summary["_input"].update(rejects_file=str(rejects_final), reasons=reasons)
@@ -291,9 +411,15 @@ def run_import(paths: Paths, input_file: Path, mapping_file: Path, day: dt.date)
             os.replace(tmp, final)
         if not rejected:
             rejects_final.unlink(missing_ok=True)  # a re-import of a now clean file replaces the old rejects
-        staged = []
+        staged, created = [], []
     finally:
+        if con is not None:
+            con.close()
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
-        con.close()
+        for directory in sorted(created, key=lambda d: len(d.parts), reverse=True):  # only the empty ones it made
+            try:
+                directory.rmdir()
+            except OSError:
+                pass
     return summary
