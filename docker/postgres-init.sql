@@ -1,1 +1,2 @@
-CREATE DATABASE mlflow OWNER airflow;
+-- Run once by the postgres image as POSTGRES_USER (from .env), who therefore owns the MLflow database too.
+CREATE DATABASE mlflow;

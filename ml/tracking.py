@@ -5,6 +5,10 @@ the tables on first use) and artifacts go to `settings.mlflow_artifact_root`. A 
 `champion` alias of `ml.registered_model_name` points to; the model directory carries `extra_files/reference.json`
 and `extra_files/segment_names.json` next to the fitted pipeline, so one download gives assignment and drift
 everything they need from one consistent version.
+
+Loading trusts this code, not the model's files: whoever can write to the tracking server can register a version
+and move `champion`, and `ml.assign` loads it. `load_pipeline` reads only a skops file inside the model directory,
+with ml's own trusted-type list, and refuses pickles and models that bring code of their own.
 """
 
 from __future__ import annotations
@@ -21,11 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import skops.io
+import yaml
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+from sklearn.pipeline import Pipeline
+from skops.io.exceptions import UntrustedTypesFoundException
 
+from ml.features import SKOPS_TRUSTED_TYPES
 from seg.core.config import Settings
 
 CHAMPION = "champion"
@@ -141,16 +150,63 @@ def quiet_airflow_deprecations() -> Iterator[None]:
         yield
 
 
+class UntrustedModelError(RuntimeError):
+    """A model version the loader refuses to deserialise; the message says why and which version."""
+
+
+def load_pipeline(model_dir: Path, label: str) -> Pipeline:
+    """The fitted pipeline of a downloaded sklearn-flavour model directory, deserialised with our trusted types only.
+
+    `mlflow.sklearn.load_model` trusts the model's own files: it unpickles a `pickle`/`cloudpickle` model (running
+    whatever its reduce calls say), hands skops the `skops_trusted_types` written in the model's MLmodel file, and
+    puts the model's `code` directory on sys.path. Here the MLmodel file only says where the skops file is: the
+    format must be skops, the file inside `model_dir`, no `code`; skops then loads it trusting its own defaults
+    (stock scikit-learn estimators, numpy, builtin containers) plus `ml.features.SKOPS_TRUSTED_TYPES`, the list
+    train.py logs with; and the result must be a scikit-learn Pipeline. `label` names the version in errors.
+    """
+    conf = yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
+    flavor = (conf.get("flavors") or {}).get("sklearn")
+    if not isinstance(flavor, dict):
+        raise UntrustedModelError(f"{label}: its MLmodel file has no sklearn flavour")
+    serialization = flavor.get("serialization_format", "pickle")
+    if serialization != "skops":
+        raise UntrustedModelError(
+            f"{label} is serialised as {serialization!r}: only skops models are loaded (unpickling runs any code"
+            " the file carries); retrain to log a skops model"
+        )
+    if flavor.get("code"):
+        raise UntrustedModelError(f"{label} brings its own code ({flavor['code']!r}) for sys.path: refused")
+    root = model_dir.resolve()
+    model_file = (root / str(flavor.get("pickled_model") or "")).resolve()
+    if not model_file.is_relative_to(root) or model_file == root:
+        raise UntrustedModelError(
+            f"{label}: its model file {flavor.get('pickled_model')!r} is outside its model directory"
+        )
+    if not model_file.is_file():
+        raise UntrustedModelError(f"{label}: its model file {flavor.get('pickled_model')!r} is missing")
+    try:
+        with quiet_airflow_deprecations():
+            pipeline = skops.io.load(model_file, trusted=list(SKOPS_TRUSTED_TYPES))
+    except UntrustedTypesFoundException as exc:
+        raise UntrustedModelError(
+            f"{label} holds types outside ml's trusted list (ml.features.SKOPS_TRUSTED_TYPES and skops'"
+            f" defaults): {exc}"
+        ) from exc
+    if not isinstance(pipeline, Pipeline):
+        raise UntrustedModelError(f"{label} holds a {type(pipeline).__name__}, not a scikit-learn Pipeline")
+    return pipeline
+
+
 def load_version(settings: Settings, version: ModelVersion) -> LoadedModel:
-    """Download one model version and load its sklearn pipeline, reference.json and segment_names.json."""
+    """Download one model version and load its sklearn pipeline (`load_pipeline`), reference.json and
+    segment_names.json; raises UntrustedModelError for a version the loader refuses."""
     client(settings)
     name = settings.ml.registered_model_name
     with tempfile.TemporaryDirectory(prefix="seg-model-") as tmp:
         local = Path(
             mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version.version}", dst_path=tmp)
         )
-        with quiet_airflow_deprecations():
-            pipeline = mlflow.sklearn.load_model(str(local))
+        pipeline = load_pipeline(local, f"model {name} version {version.version}")
         reference = json.loads((local / "extra_files" / REFERENCE_FILE).read_text())
         segment_names = json.loads((local / "extra_files" / SEGMENT_NAMES_FILE).read_text())
     return LoadedModel(
