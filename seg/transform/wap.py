@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from seg.core.config import Settings
-from seg.core.warehouse import connect
+from seg.core.warehouse import connect, table_exists
 
 PUBLISHED_SCHEMA = "marts"
 AUDIT_SCHEMA = "marts_audit"
@@ -76,7 +76,7 @@ def current_build(settings: Settings, step: str) -> str | None:
 
 
 def _build_ids(con: Any) -> dict[str, str]:
-    if not _tables_named(con, AUDIT_SCHEMA, "_builds"):
+    if not table_exists(con, AUDIT_SCHEMA, "_builds"):
         return {}
     return dict(con.execute(f"select step, build_id from {BUILDS}").fetchall())
 
@@ -93,8 +93,9 @@ def record_audit(settings: Settings, gate: str, step: str, build_id: str | None)
 
 def _check_audited(con: Any, audited: Mapping[str, str]) -> None:
     builds = _build_ids(con)
-    passed = dict(((g, (s, b)) for g, s, b in con.execute(f"select gate, step, build_id from {AUDITS}").fetchall())
-                  if _tables_named(con, AUDIT_SCHEMA, "_audits") else ())
+    passed: dict[str, tuple[str, str]] = {}
+    if table_exists(con, AUDIT_SCHEMA, "_audits"):
+        passed = {g: (s, b) for g, s, b in con.execute(f"select gate, step, build_id from {AUDITS}").fetchall()}
     for gate, step in audited.items():
         if step not in builds:
             raise AuditMismatch(f"{step} has no finished build in {AUDIT_SCHEMA}: nothing audited to publish")
@@ -102,11 +103,6 @@ def _check_audited(con: Any, audited: Mapping[str, str]) -> None:
             raise AuditMismatch(f"gate {gate} did not pass on the current {step} build of {AUDIT_SCHEMA} (rebuilt "
                                 "after the gate, by another run?): publishing it would publish unaudited marts; "
                                 "rerun the date")
-
-
-def _tables_named(con: Any, schema: str, table: str) -> bool:
-    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and "
-                            "table_name = ?", [schema, table]).fetchone()[0])
 
 
 def _dated_models(settings: Settings) -> set[str]:
