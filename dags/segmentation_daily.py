@@ -12,17 +12,22 @@ The whole segmentation pipeline for one day (the run's logical date is the **as-
 | `build_features` | dbt models tagged `features` (`marts_audit.customer_features`) | |
 | `gate_features` | one row per customer, features before any model reads them (on `marts_audit`) | |
 | `publish_marts` | write-audit-publish: swaps the audited marts into `marts` in one transaction (`seg/transform/wap.py`) | schema `marts` |
-| `drift_report` | PSI of today's features and segment mix vs the champion's reference; decides none / warn / retrain | `reports/drift/<date>/`, `monitoring.drift_metrics` |
+| `drift_report` | PSI of today's features and segment mix vs the reference of the model live before today; decides none / warn / retrain | `reports/drift/<date>/`, `monitoring.drift_metrics` |
 | `choose_model` | trains on the configured weekdays, when no champion exists, or when drift asks for it; else reuses the champion | |
-| `train` / `load_champion` | scikit-learn model selection tracked in MLflow; alias `champion` | MLflow run + registry |
-| `assign` | every person gets a segment from the champion | `ml_stage.customer_assignments` |
+| `train` / `load_champion` | scikit-learn model selection tracked in MLflow (a winner is marked to become champion), or the model to reuse | MLflow run + registry, `ml_stage.model_choice` |
+| `assign` | every person gets a segment from the chosen model | `ml_stage.customer_assignments` |
 | `gate_segments` | every person assigned exactly once, segment sizes | |
+| `promote` | a new version that won promotion takes the alias `champion` (only now: its segments passed the gate) | MLflow registry |
 | `publish` | swaps audited assignments into the marts | `marts.customer_segments`, `marts.customer_segment_history` |
 
 Tasks are thin calls into `seg.pipeline.daily`; a failed gate fails its task (no retry) and nothing downstream runs,
 so the previously published marts and segments stay in place: dbt writes the marts only into `marts_audit`,
 and the models (drift, train, assign) read the published `marts` after `publish_marts`. DuckDB has one writer:
 one active run, and the tasks are chained.
+
+A run for an older date than the published one (a backfill or a repaired day) writes that date's history and
+leaves the current marts, segments and champion alone; it assigns with the model that was live on the date
+(`seg.pipeline.daily`).
 """
 
 from __future__ import annotations
@@ -155,6 +160,12 @@ def segmentation_daily():
 
         return _run(daily.gate, "segments", ds=ds)
 
+    @task
+    def promote(ds: str | None = None) -> dict:
+        from seg.pipeline import daily
+
+        return _run(daily.promote, ds=ds)
+
     @task(outlets=[SEGMENTS_ASSET])
     def publish(ds: str | None = None) -> dict:
         from seg.pipeline import daily
@@ -174,7 +185,7 @@ def segmentation_daily():
     branch = choose_model(drift)
     assigned = assign()
     branch >> [train(), load_champion()] >> assigned
-    assigned >> gate_segments() >> publish()
+    assigned >> gate_segments() >> promote() >> publish()
 
 
 segmentation_daily()

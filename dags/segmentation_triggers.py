@@ -14,7 +14,7 @@ Definitions: config/triggers.yml. Tasks are thin calls into `seg.pipeline.microb
 an interval changes nothing.
 DuckDB has one writer: one active run, and the warehouse tasks take a slot of the one-slot pool the daily DAG's
 writing tasks take too (`airflow.warehouse_pool` in config/settings.yml); a task that still meets a lock waits for
-it (`lock_timeout_s`).
+it (`warehouse.lock_timeout_s`).
 """
 
 from __future__ import annotations

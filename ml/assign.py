@@ -1,6 +1,8 @@
-"""Assignment: score every person with the champion into `ml_stage.customer_assignments`.
+"""Assignment: score every person with the day's model into `ml_stage.customer_assignments`.
 
-The champion is resolved once to a version number and downloaded; features are streamed from DuckDB in chunks of
+The model is the champion unless the daily run names another version (ml.model_choice: a new version awaiting
+the segments gate before it becomes champion, or the version live on an older date being rerun). It is resolved
+once to a version number and downloaded; features are streamed from DuckDB in chunks of
 `ml.assign_chunk_size` rows (only one chunk is in memory) and each chunk's predictions are inserted into a staging
 table through a second cursor. The staging table then replaces `ml_stage.customer_assignments` in one
 transaction, so a rerun rewrites the table (idempotent) and readers never see a half-written one.
@@ -59,14 +61,20 @@ def score_chunk(pipeline: Any, frame: pd.DataFrame, model_features: list[str]) -
     return labels.astype(np.int32), distances[np.arange(len(labels)), labels].astype(np.float64)
 
 
-def run(settings: Settings, as_of_date: date) -> dict[str, Any]:
-    """Assign every row of marts.customer_features to a segment with the champion model.
+def run(
+    settings: Settings, as_of_date: date, *, model_version: str | None = None, table: str = features.FEATURE_TABLE
+) -> dict[str, Any]:
+    """Assign every row of the feature table (`table`, default marts.customer_features) to a segment with model
+    version `model_version` (default: the champion).
 
     Returns {as_of_date, model_version, rows, counts {segment_id (str): rows}, segment_names {segment_id: name},
     seconds}. Raises if there is no champion yet or the table lacks a column the model uses.
     """
     t0 = time.perf_counter()
-    model = tracking.load_champion(settings)
+    if model_version is not None:
+        model = tracking.load_version_number(settings, model_version)
+    else:
+        model = tracking.load_champion(settings)
     if model is None:
         raise RuntimeError(
             f"no '{tracking.CHAMPION}' alias on model {settings.ml.registered_model_name}: run ml.train first"
@@ -75,11 +83,11 @@ def run(settings: Settings, as_of_date: date) -> dict[str, Any]:
     chunk_size = int(settings.ml.assign_chunk_size)
     written = 0
     with connect(settings) as con:
-        present = set(features.table_columns(con))
+        present = set(features.table_columns(con, table))
         missing = [f for f in model.features if f not in present]
         if missing:
             raise LookupError(
-                f"{features.FEATURE_TABLE} lacks columns model v{model.version} uses: {missing} "
+                f"{table} lacks columns model v{model.version} uses: {missing} "
                 "(a feature without a source must stay as an all-NULL column)"
             )
         con.execute(f"create schema if not exists {SCHEMA}")
@@ -88,7 +96,7 @@ def run(settings: Settings, as_of_date: date) -> dict[str, Any]:
         writer = con.cursor()
         try:
             with threadpool_limits(limits=settings.ml.threads):
-                for frame in features.iter_chunks(con, model.features, chunk_size, present):
+                for frame in features.iter_chunks(con, model.features, chunk_size, present, table):
                     labels, distances = score_chunk(model.pipeline, frame, model.features)
                     out = pd.DataFrame(
                         {

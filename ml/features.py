@@ -1,5 +1,9 @@
 """Model inputs: reading `marts.customer_features` from DuckDB and the unfitted preprocessing transformer.
 
+Every reader takes the feature table as `table` (default `marts.customer_features`): a rerun of an older as-of
+date reads that date's audited build (`marts_audit.customer_features`, seg.transform.wap.schema_of) since the
+published marts stay at the newer date.
+
 All reads go through SQL so the table is never loaded whole: a deterministic hash sample for fitting, an Arrow
 stream in fixed-size chunks for assignment, and quantile bins / bin counts computed inside DuckDB for drift.
 Feature values are cast to DOUBLE in SQL (DECIMAL and nullable INTEGER columns would otherwise reach pandas as
@@ -37,15 +41,21 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def table_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Columns of marts.customer_features, in table order; raises if the table does not exist."""
+def feature_table(schema: str = SCHEMA) -> str:
+    """The feature table in `schema` (`marts` or the audit schema)."""
+    return f"{schema}.{TABLE}"
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str = FEATURE_TABLE) -> list[str]:
+    """Columns of the feature table, in table order; raises if the table does not exist."""
+    schema, name = table.split(".")
     rows = con.execute(
         "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
         "order by ordinal_position",
-        [SCHEMA, TABLE],
+        [schema, name],
     ).fetchall()
     if not rows:
-        raise LookupError(f"{FEATURE_TABLE} does not exist in the warehouse: build the dbt marts first")
+        raise LookupError(f"{table} does not exist in the warehouse: build the dbt marts first")
     return [r[0] for r in rows]
 
 
@@ -57,18 +67,20 @@ class FeatureSelection:
     dropped: dict[str, str] = field(default_factory=dict)
 
 
-def resolve_features(con: duckdb.DuckDBPyConnection, configured: Sequence[str]) -> FeatureSelection:
+def resolve_features(
+    con: duckdb.DuckDBPyConnection, configured: Sequence[str], table: str = FEATURE_TABLE
+) -> FeatureSelection:
     """Keep the configured features that exist and hold at least one non-NULL value (config order).
 
     A deployment without some source delivers that column entirely NULL; such columns carry no information and
     would make the imputer fail, so they are dropped and reported.
     """
-    present = set(table_columns(con))
+    present = set(table_columns(con, table))
     dropped: dict[str, str] = {f: "missing from table" for f in configured if f not in present}
     candidates = [f for f in configured if f in present]
     if candidates:
         counts = con.execute(
-            "select " + ", ".join(f"count({quote(f)})" for f in candidates) + f" from {FEATURE_TABLE}"
+            "select " + ", ".join(f"count({quote(f)})" for f in candidates) + f" from {table}"
         ).fetchone()
         for name, count in zip(candidates, counts, strict=True):
             if count == 0:
@@ -86,41 +98,47 @@ def _select_list(features: Sequence[str], present: set[str]) -> str:
     return ", ".join(parts)
 
 
-def row_count(con: duckdb.DuckDBPyConnection) -> int:
-    return int(con.execute(f"select count(*) from {FEATURE_TABLE}").fetchone()[0])
+def row_count(con: duckdb.DuckDBPyConnection, table: str = FEATURE_TABLE) -> int:
+    return int(con.execute(f"select count(*) from {table}").fetchone()[0])
 
 
-def snapshot_dates(con: duckdb.DuckDBPyConnection) -> tuple[str | None, str | None]:
+def snapshot_dates(con: duckdb.DuckDBPyConnection, table: str = FEATURE_TABLE) -> tuple[str | None, str | None]:
     """(min, max) of the table's as_of_date as ISO strings, for lineage."""
-    lo, hi = con.execute(f"select min(as_of_date), max(as_of_date) from {FEATURE_TABLE}").fetchone()
+    lo, hi = con.execute(f"select min(as_of_date), max(as_of_date) from {table}").fetchone()
     return (lo.isoformat() if lo is not None else None, hi.isoformat() if hi is not None else None)
 
 
-def sample_frame(con: duckdb.DuckDBPyConnection, features: Sequence[str], size: int, seed: int) -> pd.DataFrame:
+def sample_frame(
+    con: duckdb.DuckDBPyConnection, features: Sequence[str], size: int, seed: int, table: str = FEATURE_TABLE
+) -> pd.DataFrame:
     """Up to `size` rows (ids + features) chosen by a seeded hash of person_id.
 
     Ordering by `hash(person_id, seed)` is deterministic whatever the thread count or physical row order, and
     a person stays in or out of the sample from one day to the next (the sample is stable as the table grows).
     """
-    present = set(table_columns(con))
+    present = set(table_columns(con, table))
     ids = ", ".join(quote(c) for c in ID_COLUMNS)
     sql = (
-        f"select {ids}, {_select_list(features, present)} from {FEATURE_TABLE} "
+        f"select {ids}, {_select_list(features, present)} from {table} "
         f"order by hash(person_id, {int(seed)}), person_id limit {int(size)}"
     )
     return con.sql(sql).df()
 
 
 def iter_chunks(
-    con: duckdb.DuckDBPyConnection, features: Sequence[str], chunk_size: int, present: set[str] | None = None
+    con: duckdb.DuckDBPyConnection,
+    features: Sequence[str],
+    chunk_size: int,
+    present: set[str] | None = None,
+    table: str = FEATURE_TABLE,
 ) -> Iterator[pd.DataFrame]:
     """Every row of the table (ids + features) as DataFrames of at most ~chunk_size rows, streamed from DuckDB.
 
     The connection must not run other statements while the iterator is consumed; write through `con.cursor()`.
     """
-    present = set(table_columns(con)) if present is None else present
+    present = set(table_columns(con, table)) if present is None else present
     ids = ", ".join(quote(c) for c in ID_COLUMNS)
-    reader = con.sql(f"select {ids}, {_select_list(features, present)} from {FEATURE_TABLE}").to_arrow_reader(
+    reader = con.sql(f"select {ids}, {_select_list(features, present)} from {table}").to_arrow_reader(
         int(chunk_size)
     )
     for batch in reader:

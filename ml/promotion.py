@@ -11,6 +11,9 @@ drift retrain compared against it could never win. Without a usable champion lab
 champion's recorded silhouette is the yardstick.
 
 The rule is `promotion_decision` (pure); `promote` applies it to a training's version (ml/train.py, step 6).
+The daily run defers the `champion` alias (`promote(..., defer=True)`): the version is tagged
+`promotion: champion (pending the segments gate)`, assigned, gated, and only then `make_champion` moves the alias,
+so a failed segments gate leaves the previous champion in place. `challenger` is set at once (nothing serves it).
 """
 
 from __future__ import annotations
@@ -21,6 +24,19 @@ from mlflow.entities.model_registry import ModelVersion
 from ml import selection, tracking
 from ml.candidates import Candidate
 from seg.core.config import Settings
+
+PENDING = f"{tracking.CHAMPION} (pending the segments gate)"  # the `promotion` tag of a deferred promotion
+
+
+def make_champion(settings: Settings, version: str) -> None:
+    """Move `champion` to `version` (a deferred promotion whose segments passed their gate) and tag it."""
+    mlc = tracking.client(settings)
+    name = settings.ml.registered_model_name
+    mlc.set_registered_model_alias(name, tracking.CHAMPION, version)
+    mlc.set_model_version_tag(name, version, "promotion", tracking.CHAMPION)
+    run_id = mlc.get_model_version(name, version).run_id
+    if run_id:
+        mlc.set_tag(run_id, "promotion", tracking.CHAMPION)
 
 
 def recorded_silhouette(settings: Settings, version: ModelVersion) -> float | None:
@@ -70,9 +86,11 @@ def promote(
     used: list[str],
     previous: ModelVersion | None,
     champion_today: float | None,
+    defer: bool = False,
 ) -> tuple[bool, str, list[str]]:
     """Step 6: champion or challenger alias for the new version, its tags on the version and the parent run;
-    returns (promoted, promotion_reason, weaknesses)."""
+    returns (promoted, promotion_reason, weaknesses). defer: a version to promote is only tagged
+    (PENDING); `make_champion` moves the alias once its segments passed their gate."""
     cfg = settings.ml
     name = cfg.registered_model_name
     mlc = tracking.client(settings)
@@ -95,7 +113,10 @@ def promote(
     if promoted and previous is None and weak:
         promotion_reason = f"{promotion_reason}: promoted despite its weaknesses ({weak_text})"
     alias = tracking.CHAMPION if promoted else tracking.CHALLENGER
-    mlc.set_registered_model_alias(name, alias, version)
+    if promoted and defer:
+        alias = PENDING
+    else:
+        mlc.set_registered_model_alias(name, alias, version)
     version_tags = {
         "as_of_date": iso,
         "k": str(chosen.k),

@@ -14,7 +14,6 @@ with ml's own trusted-type list, and refuses pickles and models that bring code 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from sklearn.pipeline import Pipeline
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from ml.features import SKOPS_TRUSTED_TYPES
+from seg.core import environment
 from seg.core.config import Settings
 
 CHAMPION = "champion"
@@ -63,16 +63,9 @@ def client(settings: Settings) -> MlflowClient:
     uri = settings.mlflow_tracking_uri
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    saved = {name: os.environ.get(name) for name in _URI_VARIABLES}
-    try:
+    with environment.restored(_URI_VARIABLES):
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -217,6 +210,11 @@ def load_version(settings: Settings, version: ModelVersion) -> LoadedModel:
         reference=reference,
         segment_names=segment_names,
     )
+
+
+def load_version_number(settings: Settings, version: str) -> LoadedModel:
+    """Version `version` of `ml.registered_model_name`, loaded (`load_version`)."""
+    return load_version(settings, client(settings).get_model_version(settings.ml.registered_model_name, str(version)))
 
 
 def load_champion(settings: Settings) -> LoadedModel | None:

@@ -510,10 +510,13 @@ def _log_model(cfg: MlSettings, pipeline: Pipeline, x_frame: pd.DataFrame, extra
         )
 
 
-def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None = None) -> dict[str, Any]:
+def run(
+    settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None = None, defer_champion: bool = False
+) -> dict[str, Any]:
     """Train, log, register and (maybe) promote a segmentation model for `as_of_date`.
 
-    `lineage` adds tags to the parent run (e.g. {"airflow.run_id": ...}). Returns a JSON-serialisable dict:
+    `lineage` adds tags to the parent run (e.g. {"airflow.run_id": ...}). `defer_champion`: a version to promote
+    does not take the `champion` alias yet (the daily run moves it after the segments gate, ml.promotion). Returns a JSON-serialisable dict:
     {run_id, model_version, k, family, metrics, promoted, promotion_reason, weaknesses [sentence, ...],
     selection_reason,
     segment_names {id: name}, matching {matched, new_segments, vanished_segments, switched_share} | None,
@@ -557,7 +560,7 @@ def run(settings: Settings, as_of_date: date, *, lineage: dict[str, str] | None 
         with _timed(timings, "register_seconds"):
             version = str(info.registered_model_version)
             promoted, promotion_reason, weak = promotion.promote(
-                settings, iso, version, chosen, sample.used, previous, seg.champion_today
+                settings, iso, version, chosen, sample.used, previous, seg.champion_today, defer=defer_champion
             )
         timings["total_seconds"] = time.perf_counter() - t0
         mlflow.log_metrics({f"timing_{k}": v for k, v in timings.items()})

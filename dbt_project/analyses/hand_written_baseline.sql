@@ -4,7 +4,8 @@
 --
 -- Run by seg.bench.dbt_baseline.run_hand_written() on a separate DuckDB file over the same lake, which first defines:
 --   views raw_<source> over the lake Parquet files, table rfm_segments (the dbt seed), DuckDB variables as_of_date
---   (DATE), reporting_currency and fx_max_rate_age_days.
+--   (DATE), reporting_currency and fx_max_rate_age_days, and the macro pii_hash(value) (the keyed HMAC-SHA256 of
+--   dbt's macro pii_hash, with the deployment's key).
 -- Statements are separated by lines holding only ';;'. A statement `-- @components <edges> <nodes> <out>` is not
 -- SQL: the runner computes connected components there by label propagation until nothing changes (a loop a
 -- hand-written job can afford, where the dbt model unrolls a fixed number of rounds).
@@ -124,7 +125,7 @@ select
     c.node as identifier_key,
     split_part(c.node, ':', 1) as identifier_type,
     substr(c.node, strpos(c.node, ':') + 1) as identifier_value,
-    md5(k.person_key) as person_id
+    case when k.person_key like 'email:%' then left(pii_hash(k.person_key), 32) else md5(k.person_key) end as person_id
 from identity_components c join keyed k using (label)
 ;;
 create or replace temp table id_customer as

@@ -1,8 +1,11 @@
 """Raw suites derived from the data contract (seg/core/contract/sources.yml).
 
-For one source and one ingest date the batch is `lake.<source>` filtered on `ingest_date`; the expectations are:
+For one source and one as-of date D the batch is `lake.<source>` filtered on `ingest_date`: the rows of D, and
+every earlier ingest date into which the run of D landed files (its manifests say `landed_on: D`): a file delivered
+late into an older date folder, or a first run's backlog, is audited by the run that landed it, together with the
+rest of its day. The expectations are:
 
-    row_count        at least one row landed for the day
+    row_count        at least one row landed for the day D
     columns_present  every contract column and the lineage columns (_source_file, _row_number) exist
     column_type      the column's DuckDB type is the contract type
     not_null         required columns
@@ -11,7 +14,7 @@ For one source and one ingest date the batch is `lake.<source>` filtered on `ing
     bounds           numeric / date min and max
     not_in_future    timestamps no later than the end of the ingest date + landing.future_tolerance_hours
     row_rule         the contract's row rules (DuckDB SQL)
-    duplicate_key    the primary key is unique within the day
+    duplicate_key    the primary key is unique within each ingest date
 
 The contract is the deployment's: the shared one plus its overlay (deployment.contract_overlay), as landing used.
 Landing already quarantines rows that break the contract, so a failure here means landing and the contract
@@ -21,10 +24,12 @@ disagree (a landing bug, or a contract change landing has not picked up).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
+from great_expectations.expectations.row_conditions import Column
 
 from expectations import duckdb_compat as compat
 from expectations.suites._base import GateContext, SuiteBuilder, Target
@@ -38,8 +43,28 @@ def source_files(ctx: GateContext, source: str) -> list[Path]:
     return sorted((ctx.settings.paths.raw / source).glob("*/*.parquet"))
 
 
+def landed_by_run(ctx: GateContext, source: str) -> list[dict]:
+    """Manifest entries of the files the run of the as-of date landed into earlier ingest dates (late files, a first
+    run's backlog). Entries from before landing recorded `landed_on` count as landed on their own ingest date."""
+    as_of = ctx.as_of_date.isoformat()
+    entries = []
+    for path in sorted((ctx.settings.paths.manifests / source).glob("ingest_date=*/*.json")):
+        if path.parent.name.removeprefix("ingest_date=") < as_of:  # the folder name: no need to parse the newer ones
+            entry = json.loads(path.read_text())
+            if entry.get("landed_on") == as_of:
+                entries.append(entry)
+    return entries
+
+
+def audited_dates(ctx: GateContext, source: str) -> list[dt.date]:
+    """The ingest dates the raw suites of `source` audit for the as-of date: it, and those its run landed rows into."""
+    late = {e["ingest_date"] for e in landed_by_run(ctx, source) if e.get("status") == "landed" and e.get("rows_landed")}
+    return [ctx.as_of_date, *(dt.date.fromisoformat(d) for d in sorted(late))]
+
+
 def raw_target(ctx: GateContext, source: str) -> Target:
-    query = compat.relation_query(ctx.relation(f"lake.{source}"), where=f"ingest_date = {ctx.date_literal}")
+    dates = ", ".join(f"DATE '{d.isoformat()}'" for d in audited_dates(ctx, source))
+    query = compat.relation_query(ctx.relation(f"lake.{source}"), where=f"ingest_date in ({dates})")
     skip = None
     if not source_files(ctx, source):
         skip = f"no Parquet file under {ctx.settings.paths.raw / source}: source not delivered yet, not validated"
@@ -66,8 +91,10 @@ def contract_suite(name: str, source_name: str, ctx: GateContext) -> SuiteBuilde
     b = SuiteBuilder(name, ctx)
     idx = ctx.index_columns
 
+    # the batch may hold older ingest dates (files landed late by this run): the count is the as-of date's own
     b.add("row_count", gxe.ExpectTableRowCountToBeBetween(
-        min_value=1, description=f"rows landed in {source_name} for ingest_date {ctx.as_of_date}"))
+        min_value=1, row_condition=Column("ingest_date") == ctx.as_of_date.isoformat(),
+        description=f"rows landed in {source_name} for ingest_date {ctx.as_of_date}"))
 
     for column in (*source.columns, *LINEAGE_COLUMNS):
         b.add("columns_present", gxe.ExpectColumnToExist(column=column), column=column)
@@ -100,11 +127,18 @@ def contract_suite(name: str, source_name: str, ctx: GateContext) -> SuiteBuilde
             unexpected_rows_query=query, description=f"row rule {rule.name}: {rule.description or rule.sql}"),
             key=f"rule.{rule.name}", expectation_type="expect_row_rule")
 
+    # unique within each ingest date of the batch (a key delivered again on a later day is a new version, kept by
+    # staging's latest_version); SQL, so that the samples name the rows by their lineage for compound keys too
     key = list(source.primary_key)
-    if len(key) == 1:
-        b.add("duplicate_key", gxe.ExpectColumnValuesToBeUnique(column=key[0]), column=key[0])
-    else:
-        b.add("duplicate_key", gxe.ExpectCompoundColumnsToBeUnique(column_list=key), column=",".join(key))
+    keys = ", ".join(compat.sql_identifier(c) for c in key)
+    select = ", ".join(compat.sql_identifier(c) for c in (*idx, *key))
+    present = " and ".join(f"{compat.sql_identifier(c)} is not null" for c in key)
+    query = (f"select {select} from {{batch}} where {present} "
+             f"qualify count(*) over (partition by ingest_date, {keys}) > 1")
+    b.add("duplicate_key", gxe.UnexpectedRowsExpectation(
+        unexpected_rows_query=query, description=f"({', '.join(key)}) is unique within each ingest date"),
+        column=",".join(key),
+        expectation_type="expect_column_values_to_be_unique" if len(key) == 1 else "expect_compound_columns_to_be_unique")
     return b
 
 

@@ -4,23 +4,27 @@ The contract suites (raw__<source>) check each landed row; this suite checks the
 landing manifests (lake/_manifests) and the trailing ingest dates. Before validating, `profile_ingest` (a prepare
 step of the raw gate) writes `monitoring.ingest_profile`: per (as_of_date, source, ingest_date) over the as-of
 date and the `history_days` before it, the manifest counts (files landed / rejected / duplicate, rows in / landed /
-quarantined), the rows actually in the lake, the newest timestamp landed and the median amount. The batch is the
-as-of date's row per source with the trailing medians beside it. Expectations (one each, over every source;
-thresholds and severities in gates.yml, suites.raw__ingest):
+quarantined), the rows actually in the lake, the newest timestamp landed and the median amount. The as-of date's row
+also counts the late files: those the run of the as-of date landed (manifest `landed_on`) into an earlier ingest
+date that an earlier run had landed already (a first run's backlog is not late: nothing of those days was expected
+yet). The batch is the as-of date's row per source with the trailing medians beside it. Expectations (one each,
+over every source; thresholds and severities in gates.yml, suites.raw__ingest):
 
     volume               rows landed within [volume_low, volume_high] x the trailing median of rows landed per
                          ingest date (only with >= min_history_days of history and a median >= volume_min_rows)
     freshness            the newest timestamp landed so far is at most freshness_hours old at the end of the day
-    quarantine_share     rows quarantined / rows in (readable, non-duplicate files) above quarantine_warning
+    quarantine_share     rows quarantined / rows in (readable, non-duplicate files, late ones included) above
+                         quarantine_warning
     quarantine_share_max  ... above quarantine_critical
-    rejected_files       files that could not be read (kept whole under _rejected/)
-    duplicate_files      exact copies of files already landed (quarantined whole)
+    rejected_files       files that could not be read (kept whole under _rejected/), late ones included
+    duplicate_files      exact copies of files already landed (quarantined whole), late ones included
     amount_distribution  median amount of the day within [amount_low, amount_high] x the trailing median of daily
                          medians (catches amounts in cents: plausible one by one, wrong as a whole)
     amount_outliers      rows whose amount is above amount_outlier_factor x the median amount of the source's own
                          trailing window (warning only: a genuinely large invoice is valid data, never quarantined;
                          the shared contract has no "typical" maximum)
     rows_reconcile       manifests: rows in = landed + quarantined, and the lake holds exactly the rows landed
+                         (the day's, and the late files' own rows)
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 
 from expectations.suites._base import GateContext, SuiteBuilder, Target
-from expectations.suites._contract import source_files
+from expectations.suites._contract import landed_by_run, source_files
 from seg.core.contract import load_contract
 
 SUITE = "raw__ingest"
@@ -62,12 +66,15 @@ def _case(values: dict[str, Any], column: str = "source") -> str:
 
 # --- prepare: the profile table ------------------------------------------------------------------------------------
 
-def _manifest_counts(ctx: GateContext, source: str, day: dt.date) -> dict[str, int]:
-    counts = dict.fromkeys(("files_landed", "files_rejected", "files_duplicate", "rows_in", "rows_landed",
-                            "rows_quarantined", "dup_rows", "unbalanced_files"), 0)
-    folder = ctx.settings.paths.manifests / source / f"ingest_date={day.isoformat()}"
-    for path in sorted(folder.glob("*.json")):
-        entry = json.loads(path.read_text())
+COUNTS = ("files_landed", "files_rejected", "files_duplicate", "rows_in", "rows_landed", "rows_quarantined",
+          "dup_rows", "unbalanced_files")
+LATE = ("late_files", "late_files_rejected", "late_files_duplicate", "late_rows_in", "late_rows_landed",
+        "late_rows_quarantined", "late_unbalanced_files", "late_lake_rows")
+
+
+def _count(entries: list[dict]) -> dict[str, int]:
+    counts = dict.fromkeys(COUNTS, 0)
+    for entry in entries:
         status = entry.get("status")
         if status == "rejected":
             counts["files_rejected"] += 1
@@ -83,6 +90,54 @@ def _manifest_counts(ctx: GateContext, source: str, day: dt.date) -> dict[str, i
         counts["rows_quarantined"] += quarantined
         counts["unbalanced_files"] += int(rows_in != landed + quarantined)
     return counts
+
+
+def _day_entries(ctx: GateContext, source: str, day: dt.date) -> list[dict]:
+    folder = ctx.settings.paths.manifests / source / f"ingest_date={day.isoformat()}"
+    return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+
+
+def _manifest_counts(ctx: GateContext, source: str, day: dt.date) -> dict[str, int]:
+    return _count(_day_entries(ctx, source, day))
+
+
+def late_files(ctx: GateContext, source: str) -> list[dict]:
+    """Manifest entries of the files the as-of date's run landed into an earlier ingest date that an earlier run
+    had landed already: delivered late (entries without `landed_on` were landed on their own ingest date)."""
+    as_of = ctx.as_of_date.isoformat()
+    by_day: dict[str, list[dict]] = {}
+    for entry in landed_by_run(ctx, source):
+        by_day.setdefault(entry["ingest_date"], []).append(entry)
+    late = []
+    for day, entries in by_day.items():
+        earlier = [e for e in _day_entries(ctx, source, dt.date.fromisoformat(day))
+                   if (e.get("landed_on") or e.get("ingest_date")) < as_of]
+        if earlier:
+            late += entries
+    return late
+
+
+def _late_counts(ctx: GateContext, con: duckdb.DuckDBPyConnection, source: str, relation: str) -> dict[str, int]:
+    entries = late_files(ctx, source)
+    counts = _count(entries)
+    lake_rows = 0
+    landed = [e for e in entries if e.get("status") == "landed"]
+    if landed:
+        days = sorted({e["ingest_date"] for e in landed})
+        lake_rows = con.execute(
+            f"select count(*) from {relation} where ingest_date in ({', '.join(['?'] * len(days))}) "
+            f"and _source_file in ({', '.join(['?'] * len(landed))})",
+            [*(dt.date.fromisoformat(d) for d in days), *(e["file"] for e in landed)]).fetchone()[0]
+    late = dict(zip(LATE, (counts["files_landed"] + counts["files_rejected"] + counts["files_duplicate"],
+                           counts["files_rejected"], counts["files_duplicate"], counts["rows_in"],
+                           counts["rows_landed"], counts["rows_quarantined"], counts["unbalanced_files"], lake_rows),
+                    strict=True))
+    return late
+
+
+PROFILE_COLUMNS = ("as_of_date", "source", "ingest_date", "files_landed", "files_rejected", "files_duplicate",
+                   "rows_in", "rows_landed", "rows_quarantined", "duplicate_rows", "unbalanced_files", "lake_rows",
+                   "newest_at", "amount_median", "amount_outliers", *LATE)
 
 
 def profile_ingest(ctx: GateContext, con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -106,11 +161,13 @@ def profile_ingest(ctx: GateContext, con: duckdb.DuckDBPyConnection) -> list[str
         lake = {d: (n, ts, m, o) for d, n, ts, m, o in con.execute(
             f"select ingest_date, count(*), {newest}, {median}, {outliers} from {relation} "
             "where ingest_date between $1 and $2 group by ingest_date", [first, ctx.as_of_date]).fetchall()}
+        late = _late_counts(ctx, con, source.name, relation)
         for day in days:
             counts = _manifest_counts(ctx, source.name, day)
             lake_rows, newest_at, amount_median, amount_outliers = lake.get(day, (0, None, None, None))
+            day_late = late.values() if day == ctx.as_of_date else [0] * len(LATE)  # the run's late files: its day
             rows.append((ctx.as_of_date, source.name, day, *counts.values(), lake_rows, newest_at, amount_median,
-                         amount_outliers))
+                         amount_outliers, *day_late))
     con.execute("create schema if not exists monitoring")
     con.execute(f"""
         create table if not exists {PROFILE} (
@@ -120,11 +177,13 @@ def profile_ingest(ctx: GateContext, con: duckdb.DuckDBPyConnection) -> list[str
             unbalanced_files integer, lake_rows bigint, newest_at timestamp, amount_median double,
             amount_outliers bigint
         )""")
-    con.execute(f"alter table {PROFILE} add column if not exists amount_outliers bigint")  # warehouses from before
+    for column in ("amount_outliers", *LATE):  # warehouses from before these columns
+        con.execute(f"alter table {PROFILE} add column if not exists {column} bigint")
     con.execute("begin transaction")
     try:
         con.execute(f"delete from {PROFILE} where as_of_date = ?", [ctx.as_of_date])
-        con.executemany(f"insert into {PROFILE} values ({', '.join(['?'] * len(rows[0]))})", rows)
+        con.executemany(f"insert into {PROFILE} ({', '.join(PROFILE_COLUMNS)}) "
+                        f"values ({', '.join(['?'] * len(PROFILE_COLUMNS))})", rows)
         con.execute("commit")
     except Exception:
         con.execute("rollback")
@@ -141,9 +200,12 @@ select
     today.source,
     today.files_landed, today.files_rejected, today.files_duplicate, today.duplicate_rows,
     today.rows_in, today.rows_landed, today.rows_quarantined, today.unbalanced_files, today.lake_rows,
+    today.late_files, today.late_files_rejected, today.late_files_duplicate, today.late_rows_in,
+    today.late_rows_landed, today.late_rows_quarantined, today.late_unbalanced_files, today.late_lake_rows,
     history.history_days, history.median_rows,
     round(today.rows_landed / nullif(history.median_rows, 0), 4) as volume_ratio,
-    today.rows_quarantined / nullif(today.rows_in, 0) as quarantine_share,
+    (today.rows_quarantined + today.late_rows_quarantined) / nullif(today.rows_in + today.late_rows_in, 0)
+        as quarantine_share,
     seen.newest_at,
     today.amount_median, history.median_amount, today.amount_outliers,
     round(today.amount_median / nullif(history.median_amount, 0), 4) as amount_ratio
@@ -193,18 +255,18 @@ def build_suite(ctx: GateContext) -> gx.ExpectationSuite:
            f"newest timestamp landed is at most freshness_hours old at {end}",
            "expect_newest_timestamp_to_be_recent")
     warn, crit = float(_t(ctx, "quarantine_warning")), float(_t(ctx, "quarantine_critical"))
-    _check(b, "quarantine_share", f"quarantine_share > {warn}",
-           "rows_in, rows_quarantined, round(quarantine_share, 4) as quarantine_share",
-           f"at most {warn:.1%} of the rows of the day's files quarantined at landing",
+    shares = "rows_in, rows_quarantined, late_rows_in, late_rows_quarantined, round(quarantine_share, 4) as quarantine_share"
+    _check(b, "quarantine_share", f"quarantine_share > {warn}", shares,
+           f"at most {warn:.1%} of the rows of the day's files (and of late files) quarantined at landing",
            "expect_quarantine_share_to_be_below")
-    _check(b, "quarantine_share_max", f"quarantine_share > {crit}",
-           "rows_in, rows_quarantined, round(quarantine_share, 4) as quarantine_share",
-           f"at most {crit:.1%} of the rows of the day's files quarantined at landing",
+    _check(b, "quarantine_share_max", f"quarantine_share > {crit}", shares,
+           f"at most {crit:.1%} of the rows of the day's files (and of late files) quarantined at landing",
            "expect_quarantine_share_to_be_below")
-    _check(b, "rejected_files", "files_rejected > 0", "files_rejected",
-           "every file of the day could be read", "expect_no_rejected_files")
-    _check(b, "duplicate_files", "files_duplicate > 0", "files_duplicate, duplicate_rows",
-           "no file of the day is a copy of one already landed", "expect_no_duplicate_files")
+    _check(b, "rejected_files", "files_rejected + late_files_rejected > 0", "files_rejected, late_files_rejected",
+           "every file of the day, and every late file, could be read", "expect_no_rejected_files")
+    _check(b, "duplicate_files", "files_duplicate + late_files_duplicate > 0",
+           "files_duplicate, duplicate_rows, late_files_duplicate",
+           "no file of the day, and no late file, is a copy of one already landed", "expect_no_duplicate_files")
     a_low, a_high = float(_t(ctx, "amount_low")), float(_t(ctx, "amount_high"))
     a_rows = float(_t(ctx, "amount_min_rows"))
     _check(b, "amount_distribution",
@@ -218,8 +280,9 @@ def build_suite(ctx: GateContext) -> gx.ExpectationSuite:
            f"{_t(ctx, 'history_days')} ingest dates (a warning: large values are kept)",
            "expect_no_unusually_large_amounts")
     _check(b, "rows_reconcile",
-           "files_landed + files_duplicate + files_rejected > 0 and (unbalanced_files > 0 or lake_rows <> rows_landed)",
-           "rows_in, rows_landed, rows_quarantined, unbalanced_files, lake_rows",
-           "manifests: rows in = landed + quarantined, and the lake holds the rows landed",
+           "(files_landed + files_duplicate + files_rejected > 0 and (unbalanced_files > 0 or lake_rows <> rows_landed)) "
+           "or late_unbalanced_files > 0 or late_lake_rows <> late_rows_landed",
+           "rows_in, rows_landed, rows_quarantined, unbalanced_files, lake_rows, late_rows_landed, late_lake_rows",
+           "manifests: rows in = landed + quarantined, and the lake holds the rows landed (late files' included)",
            "expect_landing_to_reconcile")
     return b.build()

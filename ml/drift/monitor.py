@@ -139,8 +139,11 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def compute(settings: Settings, as_of_date: date, model: tracking.LoadedModel | None) -> dict[str, Any]:
-    """The drift report (a JSON-serialisable dict) for `as_of_date` against `model` (None: no model yet)."""
+def compute(
+    settings: Settings, as_of_date: date, model: tracking.LoadedModel | None, table: str = features.FEATURE_TABLE
+) -> dict[str, Any]:
+    """The drift report (a JSON-serialisable dict) for `as_of_date`'s features in `table` against `model` (None:
+    no model yet)."""
     cfg = settings.drift
     thresholds = {
         k: _plain(getattr(cfg, k))
@@ -167,9 +170,9 @@ def compute(settings: Settings, as_of_date: date, model: tracking.LoadedModel | 
     ref_features = ref["features"]
     trending = set(cfg.cumulative_features) | set(cfg.age_features)
     with connect(settings, read_only=True) as con:
-        present = set(features.table_columns(con))
-        columns, rows = read_columns(con, model.features, present)
-        today_history = history_days(con)
+        present = set(features.table_columns(con, table))
+        columns, rows = read_columns(con, model.features, present, table)
+        today_history = history_days(con, table)
         factor = rescale_factor(ref.get("history_days"), today_history)
         report["timings"]["read_seconds"] = time.perf_counter() - t0
         t = time.perf_counter()
@@ -184,7 +187,7 @@ def compute(settings: Settings, as_of_date: date, model: tracking.LoadedModel | 
             feature_rows.append(row)
         report["timings"]["feature_stats_seconds"] = time.perf_counter() - t
         t = time.perf_counter()
-        frame = features.sample_frame(con, model.features, int(cfg.segment_sample_size), SAMPLE_SEED)
+        frame = features.sample_frame(con, model.features, int(cfg.segment_sample_size), SAMPLE_SEED, table)
         previous = _last_published(con, as_of_date, model.version)
         flow_ref = ref.get("flows")
         flows = measure.flows(read_orders(con, as_of_date, as_of_date) if flow_ref else None, as_of_date, flow_ref, cfg)
@@ -359,16 +362,25 @@ def _write_metrics(settings: Settings, report: Mapping[str, Any], as_of_date: da
     return len(rows) + len(seg_rows)
 
 
-def run(settings: Settings, as_of_date: date) -> dict[str, Any]:
-    """Measure drift for `as_of_date`, write the reports, the MLflow run and monitoring.drift_metrics.
+CHAMPION = "champion"  # run(model_version=...): compare with the current champion
+
+
+def run(
+    settings: Settings, as_of_date: date, *, model_version: str | None = CHAMPION, table: str = features.FEATURE_TABLE
+) -> dict[str, Any]:
+    """Measure drift for `as_of_date` (its features in `table`) against the model `model_version` (the champion
+    by default; None: no model yet), write the reports, the MLflow run and monitoring.drift_metrics.
 
     Returns {as_of_date, decision ('none'|'warn'|'retrain'), reasons [str], model_version, share_drifted,
     drifted_features [str], psi {feature: value}, segment_mix_psi, distance_ratio, switch_share, report_json,
     report_html, mlflow_run_id, seconds}.
     """
     t0 = time.perf_counter()
-    model = tracking.load_champion(settings)
-    report = compute(settings, as_of_date, model)
+    if model_version == CHAMPION:
+        model = tracking.load_champion(settings)
+    else:
+        model = None if model_version is None else tracking.load_version_number(settings, model_version)
+    report = compute(settings, as_of_date, model, table)
     report_dir = settings.paths.reports / "drift" / as_of_date.isoformat()
     run_id = _log_run(settings, report, report_dir)
     _write_metrics(settings, report, as_of_date)

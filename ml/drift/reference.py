@@ -35,28 +35,31 @@ SAMPLE_SEED = 42
 
 
 def read_columns(
-    con: duckdb.DuckDBPyConnection, names: Sequence[str], present: set[str] | None = None
+    con: duckdb.DuckDBPyConnection,
+    names: Sequence[str],
+    present: set[str] | None = None,
+    table: str = features.FEATURE_TABLE,
 ) -> tuple[dict[str, np.ndarray], int]:
-    """Every row of the given feature columns as float64 arrays (NULL -> NaN), and the row count."""
-    present = set(features.table_columns(con)) if present is None else present
+    """Every row of the given feature columns of `table` as float64 arrays (NULL -> NaN), and the row count."""
+    present = set(features.table_columns(con, table)) if present is None else present
     if not names:
-        return {}, features.row_count(con)
+        return {}, features.row_count(con, table)
     cols = ", ".join(
         f"coalesce(cast({features.quote(f)} as double), 'NaN'::double) as {features.quote(f)}"
         if f in present
         else f"'NaN'::double as {features.quote(f)}"
         for f in names
     )
-    table = con.execute(f"select {cols} from {features.FEATURE_TABLE}").fetchnumpy()
-    out = {f: np.asarray(table[f], dtype="float64") for f in names}
+    columns = con.execute(f"select {cols} from {table}").fetchnumpy()
+    out = {f: np.asarray(columns[f], dtype="float64") for f in names}
     return out, len(next(iter(out.values())))
 
 
-def history_days(con: duckdb.DuckDBPyConnection) -> int | None:
+def history_days(con: duckdb.DuckDBPyConnection, table: str = features.FEATURE_TABLE) -> int | None:
     """Days from the first order in marts.orders to the feature table's as-of date (None when unknown)."""
     try:
         (first,) = con.execute("select min(order_date) from marts.orders").fetchone()
-        (as_of,) = con.execute(f"select max(as_of_date) from {features.FEATURE_TABLE}").fetchone()
+        (as_of,) = con.execute(f"select max(as_of_date) from {table}").fetchone()
     except duckdb.Error:
         return None
     if first is None or as_of is None:

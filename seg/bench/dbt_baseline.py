@@ -122,6 +122,10 @@ def run_hand_written(settings: Settings, as_of_date: str | dt.date) -> dict[str,
         dbt_vars = seg_dbt._vars(settings, as_of, {"reporting_currency": reporting_currency(settings)})
         con.execute(f"set variable reporting_currency = {sql_str(dbt_vars['reporting_currency'])}")
         con.execute(f"set variable fx_max_rate_age_days = {int(dbt_vars['fx_max_rate_age_days'])}")
+        from seg.triggers.tables import pii_hmac, use_pii_key
+
+        use_pii_key(con, settings.paths)  # the keyed hash of a guest's person id, as dbt's macro pii_hash
+        con.execute(f"create temp macro pii_hash(value) as {pii_hmac('value')}")
         rounds = {}
         for statement in SCRIPT.read_text().split("\n;;\n"):
             body = statement.strip()

@@ -4,6 +4,10 @@ The lake: `customers` x `days` generated (seed 42) ending `end`; every day befor
 DAG's job, not timed). The `end` day's files are replaced by hourly drop files; the micro-batch at hour h+1 lands
 the file of hour h (~50 k events at 1 M customers in the busiest hours) and evaluates; a warm-up micro-batch at
 hour h runs first (not timed), as the previous 15-minute batch would have.
+
+Redis: the bench writes only under its own prefix `bench:triggers:<random>` (the micro-batch through a copy of the
+trigger definitions with that key_prefix), refuses the production prefix (the definitions' redis.key_prefix) and
+deletes its keys afterwards.
 """
 
 from __future__ import annotations
@@ -20,8 +24,43 @@ import uuid
 from pathlib import Path
 
 import duckdb
+import yaml
 
 from seg.core import config
+from seg.triggers import definitions
+
+BENCH_PREFIX = "bench:triggers"
+
+
+def _production_prefixes() -> set[str]:
+    return {definitions.load().redis_prefix, definitions.load(definitions.DEFAULT_FILE).redis_prefix}
+
+
+def bench_prefix(prefix: str | None = None) -> str:
+    """A fresh bench prefix (or `prefix`), refused when it is, contains or lies under the production prefix."""
+    prefix = prefix or f"{BENCH_PREFIX}:{uuid.uuid4().hex[:8]}"
+    for production in _production_prefixes():
+        if prefix == production or prefix.startswith(production + ":") or production.startswith(prefix + ":"):
+            raise ValueError(f"the bench refuses to publish under the production Redis prefix {production!r} "
+                             f"(asked for {prefix!r})")
+    return prefix
+
+
+def _unlink_prefix(r, prefix: str) -> None:
+    keys = list(r.scan_iter(f"{prefix}:*", count=10_000))
+    for i in range(0, len(keys), 5000):
+        r.unlink(*keys[i:i + 5000])
+
+
+def _bench_definitions(root: Path, prefix: str) -> Path:
+    """The trigger definitions in use, with the bench's Redis prefix: the micro-batch subprocess reads this copy."""
+    raw = yaml.safe_load(Path(os.environ.get("SEG_TRIGGERS_CONFIG") or definitions.DEFAULT_FILE).read_text())
+    raw.setdefault("redis", {})["key_prefix"] = prefix
+    path = root / "bench_triggers.yml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    if definitions.load(path).redis_prefix != prefix:
+        raise RuntimeError(f"{path}: the bench's definitions do not use its prefix {prefix!r}")
+    return path
 
 
 def _split_day_into_hours(settings: config.Settings, day: dt.date, target_events: int) -> tuple[int, int]:
@@ -63,14 +102,14 @@ def _split_day_into_hours(settings: config.Settings, day: dt.date, target_events
         con.close()
 
 
-def redis_publish(url: str, memberships: int = 1_000_000, triggers: int = 5) -> dict:
-    """Publish `memberships` synthetic memberships as one version (pipelined) and switch to it; cleans up."""
-    import redis
+def redis_publish(url: str, memberships: int = 1_000_000, triggers: int = 5, prefix: str | None = None) -> dict:
+    """Publish `memberships` synthetic memberships as one version (pipelined) and switch to it, under a bench
+    prefix (never the production one); cleans up."""
+    from seg.triggers.redis import client, publish_rows
 
-    from seg.triggers.redis import drop_version, publish_rows
-
-    r = redis.Redis.from_url(url)
-    prefix = f"bench:triggers:{uuid.uuid4().hex[:8]}"
+    prefix = bench_prefix(prefix)
+    cfg = definitions.load()
+    r = client(url, cfg.redis_connect_timeout_s, cfg.redis_socket_timeout_s)
     now = dt.datetime(2026, 11, 2, 10, 0)
     value = json.dumps({"segment_name": "Segment", "priority": 1, "entered_at": "2026-11-02T10:00:00.000000",
                         "expires_at": "2026-11-04T10:00:00.000000", "person_id": None})
@@ -78,10 +117,7 @@ def redis_publish(url: str, memberships: int = 1_000_000, triggers: int = 5) -> 
     try:
         result = publish_rows(r, prefix, now, rows, keep=2)
     finally:
-        version = r.get(f"{prefix}:current")
-        if version:
-            drop_version(r, prefix, version.decode())
-        r.unlink(f"{prefix}:current", f"{prefix}:versions", f"{prefix}:version_seq")
+        _unlink_prefix(r, prefix)
     return {"memberships": memberships, "seconds": result["seconds"], "write_s": result["write_s"]}
 
 
@@ -118,11 +154,35 @@ def run(customers: int = 1_000_000, days: int = 14, end: dt.date = dt.date(2026,
     warm = dt.datetime.combine(end, dt.time(hour))
     timed = warm + dt.timedelta(hours=1)
     env = {**os.environ, "SEG_DATA_DIR": str(root)}
+    batch = {"events_in_hour": n, "evaluated_at": timed.isoformat()}
     if redis_url:
+        batch["redis_prefix"] = prefix = bench_prefix()
         env["SEG_REDIS_URL"] = redis_url
+        env["SEG_TRIGGERS_CONFIG"] = str(_bench_definitions(root, prefix))
     else:
         env.pop("SEG_REDIS_URL", None)
-    batch = {"events_in_hour": n, "evaluated_at": timed.isoformat()}
+    try:
+        _micro_batches(root, env, warm, timed, through_airflow, batch)
+    finally:
+        if redis_url:
+            from seg.triggers.redis import client
+
+            _unlink_prefix(client(redis_url), prefix)
+    con = duckdb.connect(str(settings.paths.warehouse), read_only=True)
+    try:
+        batch["active_memberships"] = con.execute("select count(*) from marts.trigger_memberships").fetchone()[0]
+        batch["evaluate_seconds_in_task"] = con.execute(
+            f"select seconds from triggers.runs where evaluated_at = TIMESTAMP '{timed}'").fetchone()[0]
+    finally:
+        con.close()
+    out["micro_batch"] = batch
+    if redis_url:
+        out["redis_publish"] = redis_publish(redis_url, memberships)
+    return out
+
+
+def _micro_batches(root: Path, env: dict, warm: dt.datetime, timed: dt.datetime, through_airflow: bool,
+                   batch: dict) -> None:
     for label, at in (("warmup", warm), ("timed", timed)):
         cmd = [sys.executable, "-m", "seg.pipeline.cli", "triggers", "run", "--at", at.isoformat()]
         if not through_airflow:
@@ -137,14 +197,3 @@ def run(customers: int = 1_000_000, days: int = 14, end: dt.date = dt.date(2026,
         if label == "timed":
             batch["tasks"] = {parts[0]: float(parts[2]) for parts in (line.split() for line in proc.stdout.splitlines())
                               if len(parts) == 3 and parts[1] in ("success", "failed")}
-    con = duckdb.connect(str(settings.paths.warehouse), read_only=True)
-    try:
-        batch["active_memberships"] = con.execute("select count(*) from marts.trigger_memberships").fetchone()[0]
-        batch["evaluate_seconds_in_task"] = con.execute(
-            f"select seconds from triggers.runs where evaluated_at = TIMESTAMP '{timed}'").fetchone()[0]
-    finally:
-        con.close()
-    out["micro_batch"] = batch
-    if redis_url:
-        out["redis_publish"] = redis_publish(redis_url, memberships)
-    return out

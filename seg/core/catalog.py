@@ -30,6 +30,7 @@ DBT = "dbt"  # dbt models: staging views, intermediate tables, the marts' audit 
 WAP = "seg.transform.wap"
 SEGMENTS = "seg.transform.segments"
 ASSIGN = "ml.assign"
+MODEL_CHOICE = "ml.model_choice"
 DRIFT = "ml.drift.monitor"
 GATES = "expectations.gates"
 INGEST_PROFILE = "expectations.suites.raw__ingest"
@@ -49,8 +50,9 @@ RELATIONS: tuple[Relation, ...] = (
     Relation("marts_audit._builds", WAP, "one row per build step into the audit schema (its current build id)"),
     Relation("marts_audit._audits", WAP, "one row per audited gate (the build id it passed)"),
     # the model's output and its publication (write-audit-publish for segments)
-    Relation("ml_stage.customer_assignments", ASSIGN, "one row per person: the champion's segment, audited"),
-    Relation("ml_stage.segment_profiles", ASSIGN, "one row per segment of the champion"),
+    Relation("ml_stage.customer_assignments", ASSIGN, "one row per person: the day's model's segment, audited"),
+    Relation("ml_stage.segment_profiles", ASSIGN, "one row per segment of the assigning model"),
+    Relation("ml_stage.model_choice", MODEL_CHOICE, "one row: the model of the run in progress, promote or not"),
     Relation("marts.customer_segments", SEGMENTS, "one row per person: current segment"),
     Relation("marts.customer_segment_history", SEGMENTS, "one row per person and as-of date"),
     Relation("marts.segment_profiles", SEGMENTS, "one row per segment and as-of date"),

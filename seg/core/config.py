@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import functools
 import os
+import secrets
 import types
 import typing
 from collections.abc import Mapping
@@ -359,6 +360,57 @@ class Settings:
     def redis_url(self) -> str | None:
         """Redis for published segments; None keeps the embedded default (tables only)."""
         return os.environ.get("SEG_REDIS_URL") or None
+
+    @property
+    def pii_key(self) -> str:
+        """The deployment's secret for keyed hashes of personal identifiers (HMAC-SHA256): see pii_key()."""
+        return pii_key(self.paths.root)
+
+
+# The key of the keyed hashes of personal identifiers (dbt macro pii_hash, seg.triggers): SEG_PII_KEY on services,
+# else a random key made once per data directory and kept in it (embedded default: laptop demo, tests).
+PII_KEY_ENV = "SEG_PII_KEY"
+PII_KEY_FILE = Path("secrets") / "pii_key"
+PII_KEY_MIN_LENGTH = 16
+
+
+def pii_key(root: Path) -> str:
+    """The key for the deployment whose data directory is `root`: SEG_PII_KEY when set, else the data directory's
+    own random key, made on first use in <root>/secrets/pii_key (file 0600, directory 0700), so reruns hash alike
+    and no two deployments share a key. Never log it; errors never contain it."""
+    value = os.environ.get(PII_KEY_ENV)
+    if value:
+        if len(value) < PII_KEY_MIN_LENGTH:
+            raise SettingsError(f"{PII_KEY_ENV}: too short for a key (at least {PII_KEY_MIN_LENGTH} characters; "
+                                "e.g. python -c 'import secrets; print(secrets.token_hex(32))')")
+        return value
+    path = root / PII_KEY_FILE
+    if not path.exists():
+        _make_pii_key_file(path)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise SettingsError(f"{path}: the PII key is readable by others (mode {mode:o}): chmod 600 {path}")
+    key = path.read_text().strip()
+    if len(key) < PII_KEY_MIN_LENGTH:
+        raise SettingsError(f"{path}: not a key (under {PII_KEY_MIN_LENGTH} characters); restore it, or delete it "
+                            "for a new one (every keyed hash and guest person id then changes)")
+    return key
+
+
+def _make_pii_key_file(path: Path) -> None:
+    """Write a new random key to `path` atomically and never over another one: written to a private temp file,
+    then hard-linked into place (the first process to link wins; the others read its key)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32) + "\n")
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load(data_root: Path | str | None = None) -> Settings:

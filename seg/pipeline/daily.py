@@ -2,6 +2,12 @@
 
 DAG tasks, `seg` commands and tests are thin faces over these. Nothing here imports Airflow; heavy libraries
 (dbt, Great Expectations, scikit-learn, MLflow) are imported inside the stage that needs them.
+
+A rerun of an older as-of date than the published one (a backfill or a repaired day) must not roll current
+state back: publish_marts and publish write that date's history only (current tables move forward only), the
+model steps read the date's own audited build (seg.transform.wap.schema_of), the drift report compares with the
+model that was live before that date, and the date is assigned with the model live on it; it never trains and
+never moves `champion`. A new version takes `champion` only after its segments passed their gate (`promote`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ def gate(settings: Settings, name: str, as_of_date: dt.date) -> dict:
     from expectations.gates import run_gate
     from seg.transform import wap
 
+    if name == "segments":  # the date's people: the published marts, or an older date's audited build
+        schema = wap.schema_of(settings, as_of_date)
+        mapping = {} if schema == wap.PUBLISHED_SCHEMA else wap.AUDIT_SCHEMAS
+        return run_gate(settings, name, as_of_date, schemas=mapping or None).summary()
     if name not in AUDITED_GATES:
         return run_gate(settings, name, as_of_date).summary()
     step = AUDITED_GATES[name]
@@ -74,9 +84,41 @@ def publish_marts(settings: Settings, as_of_date: dt.date) -> dict:
     return wap.publish(settings, as_of_date, audited=AUDITED_GATES)
 
 
+def _feature_table(settings: Settings, as_of_date: dt.date) -> str:
+    from ml.features import feature_table
+    from seg.transform import wap
+
+    return feature_table(wap.schema_of(settings, as_of_date))
+
+
+def _published_segments_as_of(settings: Settings) -> dt.date | None:
+    from seg.core.warehouse import connect
+    from seg.transform import segments
+
+    if not settings.paths.warehouse.exists():
+        return None
+    with connect(settings, read_only=True) as con:
+        return segments.published_as_of(con)
+
+
+def is_past(settings: Settings, as_of_date: dt.date) -> bool:
+    """Whether `as_of_date` is older than the published segments (a rerun of a past date: see the docstring)."""
+    current = _published_segments_as_of(settings)
+    return current is not None and as_of_date < current
+
+
+def _live_model(settings: Settings, as_of_date: dt.date, *, before: bool) -> str | None:
+    from seg.core.warehouse import connect
+    from seg.transform import segments
+
+    with connect(settings, read_only=True) as con:
+        return (segments.model_live_before if before else segments.model_live_on)(con, as_of_date)
+
+
 def should_train(settings: Settings, drift_decision: str | None, as_of_date: dt.date) -> tuple[bool, str]:
     """Train on schedule, without a champion, or early when today's drift report decided `retrain`; but never
-    twice for one as-of date while a champion exists (a rerun reuses that day's model, so it changes nothing).
+    twice for one as-of date while a champion exists (a rerun reuses that day's model, so it changes nothing),
+    and never for a date older than the published segments (it would move the champion back in time).
 
     Without a champion the date trains again even if it already has a version (a training that failed after
     registering, or a store from before first models were always promoted): an unpromoted version must never
@@ -84,6 +126,10 @@ def should_train(settings: Settings, drift_decision: str | None, as_of_date: dt.
     from ml.tracking import champion_version, version_trained_on
     from ml.train import should_train as decide
 
+    if is_past(settings, as_of_date):
+        live = _live_model(settings, as_of_date, before=False)
+        return False, (f"{as_of_date} is older than the published segments ({_published_segments_as_of(settings)}): "
+                       f"it is assigned with v{live}, the model live on that date; no training")
     earlier = version_trained_on(settings, as_of_date)
     champion = champion_version(settings) if earlier is not None else None
     if earlier is not None and champion is not None:
@@ -100,14 +146,34 @@ def should_train(settings: Settings, drift_decision: str | None, as_of_date: dt.
 
 
 def train(settings: Settings, as_of_date: dt.date) -> dict:
+    """Train and register a version; the day assigns with it when it wins promotion (which then waits for the
+    segments gate), else with the champion."""
+    from ml import model_choice
+    from ml.tracking import champion_version
     from ml.train import run
 
-    return run(settings, as_of_date)
+    summary = run(settings, as_of_date, defer_champion=True)
+    if summary["promoted"]:
+        version, promote, reason = summary["model_version"], True, summary["promotion_reason"]
+    else:
+        champion = champion_version(settings)
+        version, promote = str(champion.version), False
+        reason = f"v{summary['model_version']} is a challenger ({summary['promotion_reason']}); champion v{version}"
+    model_choice.record(settings, model_choice.ModelChoice(as_of_date, version, promote, reason))
+    return summary
 
 
 def load_champion(settings: Settings, as_of_date: dt.date) -> dict:
+    """Reuse a model: the champion, or for an older date than the published segments the model live on it."""
+    from ml import model_choice
     from ml.tracking import champion_version
 
+    if is_past(settings, as_of_date):
+        live = _live_model(settings, as_of_date, before=False)
+        choice = model_choice.record(settings, model_choice.ModelChoice(
+            as_of_date, str(live), False, f"v{live} was live on {as_of_date} (an older date than the published "
+                                          "segments: the champion is not moved)"))
+        return {"model_version": choice.model_version, "reason": choice.reason}
     version = champion_version(settings)
     if version is None:
         # should_train sends every run without a champion to `train`, so this means the registry was changed
@@ -116,19 +182,40 @@ def load_champion(settings: Settings, as_of_date: dt.date) -> dict:
             f"no 'champion' alias on model {settings.ml.registered_model_name} in "
             f"{settings.mlflow_tracking_uri}: rerun the date (it trains and promotes a model when no champion exists)"
         )
+    model_choice.record(settings, model_choice.ModelChoice(as_of_date, str(version.version), False, "champion"))
     return {"model_version": str(version.version), "run_id": version.run_id}
 
 
 def assign(settings: Settings, as_of_date: dt.date) -> dict:
+    """Assign with the model chosen for the date (ml.model_choice), reading the date's features."""
+    from ml import model_choice
     from ml.assign import run
 
-    return run(settings, as_of_date)
+    choice = model_choice.read(settings, as_of_date)
+    return run(settings, as_of_date, model_version=choice.model_version,
+               table=_feature_table(settings, as_of_date))
+
+
+def promote(settings: Settings, as_of_date: dt.date) -> dict:
+    """After the segments gate: a version trained today that won promotion becomes `champion`."""
+    from ml import model_choice
+    from ml.promotion import make_champion
+
+    choice = model_choice.read(settings, as_of_date)
+    if choice.promote:
+        make_champion(settings, choice.model_version)
+    return {"model_version": choice.model_version, "champion_moved": choice.promote, "reason": choice.reason}
 
 
 def drift_report(settings: Settings, as_of_date: dt.date) -> dict:
-    from ml.drift.monitor import run
+    """The date's features against the model live before it: the champion on a new day, and on a rerun the
+    model the first run compared with, so a rerun decides what the first run decided."""
+    from ml.drift.monitor import CHAMPION, run
 
-    return run(settings, as_of_date)
+    # before any publication (a new warehouse, maybe beside an existing MLflow store) the champion, else the model
+    # of the last date published before this one (None: this is the first date, as on its first run)
+    version = CHAMPION if _published_segments_as_of(settings) is None else _live_model(settings, as_of_date, before=True)
+    return run(settings, as_of_date, model_version=version, table=_feature_table(settings, as_of_date))
 
 
 def publish(settings: Settings, as_of_date: dt.date) -> dict:

@@ -39,7 +39,9 @@ def land(settings: Settings, at: dt.datetime, cfg: definitions.TriggerConfig | N
         for inc in discover(settings.paths, at.date(), [source], settings.landing.formats):
             if inc.day < low:
                 continue
-            entry = land_file(settings, inc, contract, known)
+            # landed_on = the evaluation day: the daily raw gate of that day audits these rows, also when the file
+            # is yesterday's (the daily landing then finds it landed and skips it)
+            entry = land_file(settings, inc, contract, known, run_date=at.date())
             if entry is None:
                 counts["files_skipped"] += 1
                 continue

@@ -6,9 +6,10 @@
     summary = dbt.build(config.load(), "2025-03-31", select="tag:features")    # marts.customer_features
 
 Everything dbt needs comes from the Settings handed in: SEG_DATA_DIR (the profile's DuckDB file and the lake
-globs), the DuckDB limits (warehouse.memory_limit / threads), the vars (as_of_date, dbt.lookback_days), and the
-target/log paths under `<data dir>/dbt/`, so two data directories never share state (partial parse, run results).
-The environment is set for the duration of the call and restored afterwards.
+globs), the DuckDB limits (warehouse.memory_limit / threads), the key for hashing personal identifiers
+(Settings.pii_key, in DBT_ENV_SECRET_SEG_PII_KEY: not a var, see PII_KEY_ENV), the vars (as_of_date,
+dbt.lookback_days), and the target/log paths under `<data dir>/dbt/`, so two data directories never share state
+(partial parse, run results). The environment is set for the duration of the call and restored afterwards.
 
 dbt's console is quiet: warnings, errors and the closing "Done. PASS=.. WARN=.. ERROR=.." line only, while
 `<data dir>/dbt/logs/dbt.log` keeps the full debug log. SEG_DBT_VERBOSE=1 (`seg run --verbose`) restores dbt's
@@ -22,11 +23,11 @@ import json
 import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from seg.core import environment
 from seg.core.config import REPO_ROOT, Settings
 
 PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -39,6 +40,10 @@ FAILED_STATUSES = {"error", "fail", "runtime error"}
 # below `seg run --verbose`, and those tasks run in the `seg run` process (Airflow's dag.test()), so they see its
 # environment; the variable also works for a scheduler's or a container's tasks and for tests, with no plumbing.
 VERBOSE_ENV = "SEG_DBT_VERBOSE"
+# The deployment's PII key (Settings.pii_key) reaches the profile's plugin (seg/transform/dbt_pii.py) in this
+# variable, never as a --vars value: dbt logs its vars and writes them to run_results.json, and scrubs the values of
+# DBT_ENV_SECRET_* variables from everything it prints or writes.
+PII_KEY_ENV = "DBT_ENV_SECRET_SEG_PII_KEY"
 
 
 class DbtError(RuntimeError):
@@ -68,21 +73,8 @@ def _environment(settings: Settings) -> dict[str, str]:
         "SEG_DUCKDB_THREADS": str(warehouse.threads),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_VERSION_CHECK": "false",
+        PII_KEY_ENV: settings.pii_key,
     }
-
-
-@contextmanager
-def _env(values: dict[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _vars(settings: Settings, as_of_date: str | dt.date | None,
@@ -166,7 +158,7 @@ def invoke(
     args = [*command, *_common_args(settings, verbose), "--vars",
             json.dumps(_vars(settings, as_of_date, extra_vars))]
     callbacks = [] if verbose else [_stats_line_printer(command[0])]
-    with _env(_environment(settings)):
+    with environment.setting(_environment(settings)):
         try:
             outcome = dbtRunner(callbacks=callbacks).invoke(args)
         finally:

@@ -4,6 +4,11 @@ Write-audit-publish for segments: the model writes `ml_stage.customer_assignment
 it, and only then this step swaps it into `marts.customer_segments` (current membership, one row per person)
 and replaces that as-of date in `marts.customer_segment_history` and `marts.segment_profiles`, in one transaction. A failed gate never
 reaches this step, so the previously published segments stay as they were.
+
+Current state moves only forward: the published as-of date is the newest date of the history
+(`published_as_of`). A rerun of an older date (a backfill, a repaired day) replaces that date's history and
+profiles but leaves `marts.customer_segments` at the newer date. The history also says which model version was
+live on a day (`model_live_on`, `model_live_before`): a rerun of an old date assigns with that model again.
 """
 
 from __future__ import annotations
@@ -27,6 +32,42 @@ PROFILES_DDL = (
 )
 
 
+HISTORY = "marts.customer_segment_history"
+
+
+def published_as_of(con: duckdb.DuckDBPyConnection) -> dt.date | None:
+    """The as-of date of the current segments: the newest date published (None before the first publication)."""
+    if not table_exists(con, "marts", "customer_segment_history"):
+        return None
+    return con.execute(f"select max(as_of_date) from {HISTORY}").fetchone()[0]
+
+
+def _version_on(con: duckdb.DuckDBPyConnection, where: str, order: str, day: dt.date) -> str | None:
+    row = con.execute(f"select any_value(cast(model_version as varchar)) from {HISTORY} where as_of_date = "
+                      f"(select {order}(as_of_date) from {HISTORY} where {where})", [day]).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def model_live_before(con: duckdb.DuckDBPyConnection, day: dt.date) -> str | None:
+    """The model version of the last published date before `day` (the one a drift report of `day` compares
+    with), None when nothing was published before it."""
+    if not table_exists(con, "marts", "customer_segment_history"):
+        return None
+    return _version_on(con, "as_of_date < ?", "max", day)
+
+
+def model_live_on(con: duckdb.DuckDBPyConnection, day: dt.date) -> str | None:
+    """The model version published for `day`; else the one live then (of the last date before it); else, for
+    a day before the first publication, the first model published. None before any publication."""
+    if not table_exists(con, "marts", "customer_segment_history"):
+        return None
+    for where, order in (("as_of_date = ?", "max"), ("as_of_date < ?", "max"), ("as_of_date > ?", "min")):
+        version = _version_on(con, where, order, day)
+        if version is not None:
+            return version
+    return None
+
+
 def run(settings: Settings, as_of_date: dt.date) -> dict:
     with connect(settings) as con:
         if not table_exists(con, "ml_stage", "customer_assignments"):
@@ -35,24 +76,29 @@ def run(settings: Settings, as_of_date: dt.date) -> dict:
         if [d[0] for d in dates] != [as_of_date]:
             raise RuntimeError(f"ml_stage.customer_assignments holds as-of dates {dates}, expected only {as_of_date}")
         con.execute("create schema if not exists marts")
+        current = published_as_of(con)
+        moves = current is None or as_of_date >= current  # an older date never replaces the current segments
         con.execute("begin transaction")
         try:
-            con.execute(f"create or replace table marts.customer_segments as select {SEGMENT_COLUMNS} "
-                        "from ml_stage.customer_assignments order by person_id")
-            con.execute(f"create table if not exists marts.customer_segment_history as select {SEGMENT_COLUMNS} "
-                        "from marts.customer_segments where false")
-            con.execute("delete from marts.customer_segment_history where as_of_date = ?", [as_of_date])
-            con.execute(f"insert into marts.customer_segment_history select {SEGMENT_COLUMNS} from marts.customer_segments")
+            if moves:
+                con.execute(f"create or replace table marts.customer_segments as select {SEGMENT_COLUMNS} "
+                            f"from {ASSIGNMENTS} order by person_id")
+            con.execute(f"create table if not exists {HISTORY} as select {SEGMENT_COLUMNS} from {ASSIGNMENTS} "
+                        "where false")
+            con.execute(f"delete from {HISTORY} where as_of_date = ?", [as_of_date])
+            con.execute(f"insert into {HISTORY} select {SEGMENT_COLUMNS} from {ASSIGNMENTS} order by person_id")
             profiles = publish_profiles(con, as_of_date)  # marts.segment_profiles, same transaction
             con.execute("commit")
         except Exception:
             con.execute("rollback")
             raise
         sizes = con.execute(
-            "select segment_id, segment_name, count(*) from marts.customer_segments group by all order by segment_id"
-        ).fetchall()
+            f"select segment_id, segment_name, count(*) from {HISTORY} where as_of_date = ? group by all "
+            "order by segment_id", [as_of_date]).fetchall()
     return {
         "as_of_date": as_of_date.isoformat(),
+        "current": as_of_date.isoformat() if moves else
+        f"kept at {current} (a newer date; {as_of_date} replaced its history only)",
         "customers": sum(n for *_, n in sizes),
         "segment_profiles": profiles,
         "segments": [{"segment_id": s, "segment_name": name, "customers": n} for s, name, n in sizes],

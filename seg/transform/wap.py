@@ -14,7 +14,10 @@ Publishing a table:
 - a dbt model materialized `incremental` with `unique_key='as_of_date'` (the *_history marts) replaces only the
   as-of date's rows in `marts` (insert by name; new audit columns are added first), so a day that failed its gate
   in the audit schema never reaches the published history;
-- every other table in the audit schema replaces its `marts` namesake whole.
+- every other table in the audit schema replaces its `marts` namesake whole, unless the build is of an older
+  as-of date than the published one (`published_as_of`, the newest date of the published history): current
+  tables move only forward, so a rerun of an old date publishes that date's history rows and leaves the current
+  marts alone. The model steps of such a run read the date's own audited build (`schema_of`).
 Tables in `marts` that dbt does not build (customer_segments, customer_segment_history) are never touched.
 """
 
@@ -133,6 +136,35 @@ def _columns(con: Any, schema: str, table: str) -> dict[str, str]:
         "order by ordinal_position", [schema, table]).fetchall())
 
 
+def _published_as_of(con: Any, dated: set[str]) -> dt.date | None:
+    newest = [con.execute(f"select max(as_of_date) from {PUBLISHED_SCHEMA}.{t}").fetchone()[0]
+              for t in sorted(dated) if table_exists(con, PUBLISHED_SCHEMA, t)]
+    return max((d for d in newest if d is not None), default=None)
+
+
+def published_as_of(settings: Settings) -> dt.date | None:
+    """The as-of date of the current (replaced) marts: the newest date in the published history marts."""
+    with connect(settings, read_only=True) as con:
+        return _published_as_of(con, _dated_models(settings))
+
+
+def schema_of(settings: Settings, as_of_date: dt.date) -> str:
+    """Where the marts of `as_of_date` are, after publish_marts: `marts` when they are the current ones, else
+    (a rerun of an older date, which publishes history only) the date's own audited build in the audit schema.
+    Raises when neither holds that date (publish_marts has not run for it)."""
+    current = published_as_of(settings)
+    if current is None or current == as_of_date:
+        return PUBLISHED_SCHEMA
+    with connect(settings, read_only=True) as con:
+        builds = {}
+        if table_exists(con, AUDIT_SCHEMA, "_builds"):
+            builds = dict(con.execute(f"select step, as_of_date from {BUILDS}").fetchall())
+    if as_of_date < current and builds and set(builds.values()) == {as_of_date}:
+        return AUDIT_SCHEMA
+    raise RuntimeError(f"the published marts are of {current} and {AUDIT_SCHEMA} holds builds of {builds or 'none'}: "
+                       f"nothing audited for {as_of_date}; run publish_marts for it first")
+
+
 def publish(settings: Settings, as_of_date: dt.date, audited: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Swap the audited marts into `marts` in one transaction; returns {table: rows published}.
 
@@ -146,6 +178,8 @@ def publish(settings: Settings, as_of_date: dt.date, audited: Mapping[str, str] 
         tables = _tables(con, AUDIT_SCHEMA)
         if not tables:
             raise RuntimeError(f"schema {AUDIT_SCHEMA} holds no table: dbt_build has not run for {as_of_date}")
+        current = _published_as_of(con, dated)
+        moves = current is None or as_of_date >= current  # current tables move only forward
         con.execute(f"create schema if not exists {PUBLISHED_SCHEMA}")
         con.execute("begin transaction")
         try:
@@ -162,6 +196,8 @@ def publish(settings: Settings, as_of_date: dt.date, audited: Mapping[str, str] 
                                 [as_of_date])
                     rows = con.execute(f"select count(*) from {target} where as_of_date = ?", [as_of_date]).fetchone()
                     published[table] = {"mode": "as_of_date", "rows": rows[0]}
+                elif not moves:
+                    published[table] = {"mode": f"kept (the published marts are of {current})"}
                 else:
                     con.execute(f"create or replace table {target} as select * from {source}")
                     published[table] = {"mode": "replace", "rows": con.execute(f"select count(*) from {target}").fetchone()[0]}
@@ -169,4 +205,5 @@ def publish(settings: Settings, as_of_date: dt.date, audited: Mapping[str, str] 
         except Exception:
             con.execute("rollback")
             raise
-    return {"as_of_date": as_of_date.isoformat(), "from": AUDIT_SCHEMA, "to": PUBLISHED_SCHEMA, "tables": published}
+    return {"as_of_date": as_of_date.isoformat(), "from": AUDIT_SCHEMA, "to": PUBLISHED_SCHEMA,
+            "current": as_of_date.isoformat() if moves else current.isoformat(), "tables": published}

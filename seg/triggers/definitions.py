@@ -35,6 +35,12 @@ def parse_duration(value: Any) -> dt.timedelta:
     return dt.timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
 
 
+# Defaults of the redis: options config/triggers.yml may leave out.
+REDIS_DEFAULTS: dict[str, Any] = {"key_prefix": "seg:triggers", "stream_maxlen": 100_000, "keep_versions": 2,
+                                  "connect_timeout_s": 5.0, "socket_timeout_s": 10.0, "unpublished_grace": "1h",
+                                  "superseded_grace": "1h", "change_batch_ttl": "30d"}
+
+
 @dataclass(frozen=True)
 class Trigger:
     name: str
@@ -57,10 +63,15 @@ class TriggerConfig:
     schedule: str
     land_sources: list[str]
     horizon: dt.timedelta
-    lock_timeout_s: float
     redis_prefix: str
     stream_maxlen: int
     keep_versions: int
+    # the Redis client's timeouts and the lifetimes of what a publish leaves behind (seg/triggers/redis.py)
+    redis_connect_timeout_s: float
+    redis_socket_timeout_s: float
+    unpublished_version_grace: dt.timedelta
+    superseded_version_grace: dt.timedelta
+    change_batch_ttl: dt.timedelta
 
     def of_kind(self, kind: str) -> list[Trigger]:
         return [t for t in self.triggers.values() if t.kind == kind]
@@ -95,6 +106,34 @@ def _trigger(name: str, raw: dict) -> Trigger:
     return trig
 
 
+def _redis_options(raw: dict) -> dict[str, Any]:
+    """The redis: section -> TriggerConfig fields; an unknown key or a bad value raises ValueError naming it."""
+    unknown = sorted(set(raw) - set(REDIS_DEFAULTS))
+    if unknown:
+        raise ValueError(f"redis: unknown option(s) {', '.join(unknown)} (one of {', '.join(REDIS_DEFAULTS)})")
+    opt = {**REDIS_DEFAULTS, **raw}
+
+    def positive(key, cast):
+        try:
+            value = cast(opt[key])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"redis.{key}: {exc}") from None
+        if value <= (dt.timedelta() if cast is parse_duration else 0):
+            raise ValueError(f"redis.{key} must be positive, got {opt[key]!r}")
+        return value
+
+    prefix = str(opt["key_prefix"]).strip()
+    if not prefix or prefix.endswith(":"):
+        raise ValueError(f"redis.key_prefix must be non-empty and not end with ':', got {opt['key_prefix']!r}")
+    return {"redis_prefix": prefix, "stream_maxlen": positive("stream_maxlen", int),
+            "keep_versions": positive("keep_versions", int),
+            "redis_connect_timeout_s": positive("connect_timeout_s", float),
+            "redis_socket_timeout_s": positive("socket_timeout_s", float),
+            "unpublished_version_grace": positive("unpublished_grace", parse_duration),
+            "superseded_version_grace": positive("superseded_grace", parse_duration),
+            "change_batch_ttl": positive("change_batch_ttl", parse_duration)}
+
+
 def load(path: Path | str | None = None) -> TriggerConfig:
     path = Path(path or os.environ.get("SEG_TRIGGERS_CONFIG") or DEFAULT_FILE)
     raw = yaml.safe_load(path.read_text())
@@ -106,6 +145,9 @@ def load(path: Path | str | None = None) -> TriggerConfig:
     if "session_gap" in raw:  # an older file: one gap for dbt's sessions and the triggers' now
         raise ValueError(f"{path}: session_gap is not a trigger setting any more: the session gap is "
                          "sessions.gap_minutes in config/settings.yml (dbt's sessions use it too); remove it here")
+    if "lock_timeout_s" in raw:  # an older file: one lock wait for every command now
+        raise ValueError(f"{path}: lock_timeout_s is not a trigger setting any more: the wait for the warehouse lock "
+                         "is warehouse.lock_timeout_s in config/settings.yml (every command uses it); remove it here")
     if "warehouse_pool" in raw:  # an older file: the pool is a setting shared by every DAG now
         warnings.warn(
             f"{path}: warehouse_pool is ignored; the pool is airflow.warehouse_pool in config/settings.yml",
@@ -115,10 +157,7 @@ def load(path: Path | str | None = None) -> TriggerConfig:
         triggers=triggers, schedule=str(raw.get("schedule", "*/15 * * * *")),
         land_sources=list(raw.get("land_sources") or ["events", "orders", "order_items"]),
         horizon=parse_duration(raw.get("horizon", "5d")),
-        lock_timeout_s=float(raw.get("lock_timeout_s", 600)),
-        redis_prefix=str((raw.get("redis") or {}).get("key_prefix", "seg:triggers")),
-        stream_maxlen=int((raw.get("redis") or {}).get("stream_maxlen", 100_000)),
-        keep_versions=int((raw.get("redis") or {}).get("keep_versions", 2)),
+        **_redis_options(raw.get("redis") or {}),
     )
     longest = max(((t.window or dt.timedelta()) * (2 if t.kind == "repeated_product_view" else 1)
                    + (t.no_buy_window or t.window or dt.timedelta()) + t.expiry)

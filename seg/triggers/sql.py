@@ -1,10 +1,11 @@
 """Evaluate the trigger definitions in SQL (DuckDB window functions and ASOF joins) at one evaluation time.
 
 Only lake rows with a timestamp at or before the evaluation time `at` are read (no look-ahead). People are
-resolved through the published, gated identity graph (`marts.identities`, read only; emails there are SHA-256 of
-the normalised address) where it knows them; otherwise a membership is keyed by the customer id of the session's
-login, the customer id, the email or the device (`member_key` = person_id or 'customer_id:C..' / 'email:..' /
-'loyalty_id:..' / 'anonymous_id:..').
+resolved through the published, gated identity graph (`marts.identities`, read only; emails there are the
+HMAC-SHA256 of the normalised address with the deployment's key) where it knows them; otherwise a membership is
+keyed by the customer id of the session's login, the customer id, the email's HMAC (the key marts.identities gives
+that email, so nothing personal is in clear) or the device (`member_key` = person_id or 'customer_id:C..' /
+'email_hmac:<hex>' / 'loyalty_id:..' / 'anonymous_id:..').
 
 `evaluate(con, paths, cfg, at, since, session_gap)` fills the temp table `occurrences`: one row per trigger
 occurrence whose entry is known by `at` (entered_at <= at), with anchor, entry, expiry, exit (when known by `at`)
@@ -34,23 +35,19 @@ from seg.triggers.sessions import sessionized
 from seg.triggers.tables import (
     ACTIVITY_CACHE,
     ACTIVITY_SOURCES,
+    EMAIL_TYPE,
     HISTORY,
     OCCURRENCE_COLUMNS,
     activity_agg,
     activity_cutoff,
+    occurrence_id,
+    pii_hmac,
     ts,
+    use_pii_key,
 )
 
 # the identity graph dbt publishes after the marts gate: identifier_type, identifier_value, person_id
 IDENTITIES = "marts.identities"
-# emails are published as SHA-256 of the normalised address (PII only hashed in marts)
-EMAIL_TYPE = "email_sha256"
-
-
-def _email_hash(column: str) -> str:
-    """SQL: the identities' key of an email column already normalised (nullif(lower(trim(..)), '')), as dbt's
-    pii_hash(normalise_email(..))."""
-    return f"sha256({column})"
 
 
 def secs(delta: dt.timedelta) -> str:
@@ -75,12 +72,14 @@ def _empty(columns: str) -> str:
 
 EVENT_COLUMNS = ("event_id varchar, occurred_at timestamp, anonymous_id varchar, customer_id varchar, session_id varchar, "
                  "event_type varchar, product_id varchar, properties varchar")
-ORDER_COLUMNS = "order_id varchar, customer_id varchar, email varchar, ordered_at timestamp"
+ORDER_COLUMNS = "order_id varchar, customer_id varchar, email_hmac varchar, ordered_at timestamp"
 
 
 def prepare(con: duckdb.DuckDBPyConnection, paths: Paths, at: dt.datetime, since: dt.datetime,
             session_gap: dt.timedelta) -> None:
-    """Temp views/tables shared by the triggers: ids, ev (keyed, sessionised events), ord, buys, item_buys."""
+    """Temp views/tables shared by the triggers: ids, ev (keyed, sessionised events), ord, buys, item_buys.
+    Gives the connection the deployment's key (emails are keyed by their HMAC)."""
+    use_pii_key(con, paths)
     at_day, since_day = at.date(), (since - dt.timedelta(days=1)).date()
     if table_exists(con, *IDENTITIES.split(".")):
         con.execute(f"create or replace temp view ids as select identifier_type, identifier_value, person_id from {IDENTITIES}")
@@ -107,15 +106,17 @@ def prepare(con: duckdb.DuckDBPyConnection, paths: Paths, at: dt.datetime, since
         left join ids ia on ia.identifier_type = 'anonymous_id' and ia.identifier_value = s.anonymous_id
     """)
     orders = _lake(paths, "orders", since_day, at_day)
-    osrc = (f"(select order_id, customer_id, nullif(lower(trim(email)), '') as email, ordered_at from {orders} "
+    email_hmac = pii_hmac("nullif(lower(trim(email)), '')")
+    osrc = (f"(select order_id, customer_id, {email_hmac} as email_hmac, ordered_at from {orders} "
             f"where ordered_at > {ts(since)} and ordered_at <= {ts(at)})") if orders else _empty(ORDER_COLUMNS)
     con.execute(f"""
         create or replace temp table ord as
         select o.order_id, o.ordered_at as bought_at,
-               coalesce(ic.person_id, ie.person_id, 'customer_id:' || o.customer_id, 'email:' || o.email) as member_key
+               coalesce(ic.person_id, ie.person_id, 'customer_id:' || o.customer_id, '{EMAIL_TYPE}:' || o.email_hmac)
+                   as member_key
         from {osrc} o
         left join ids ic on ic.identifier_type = 'customer_id' and ic.identifier_value = o.customer_id
-        left join ids ie on ie.identifier_type = '{EMAIL_TYPE}' and ie.identifier_value = {_email_hash('o.email')}
+        left join ids ie on ie.identifier_type = '{EMAIL_TYPE}' and ie.identifier_value = o.email_hmac
     """)
     # an order counts for the person of the order and for the device/session that sent its purchase event
     con.execute("""
@@ -138,7 +139,8 @@ def prepare(con: duckdb.DuckDBPyConnection, paths: Paths, at: dt.datetime, since
 
 
 def _keys_and_ids(trigger: Trigger) -> str:
-    return f"md5('{trigger.name}|' || member_key || '|' || cast(anchor_at as varchar)) as occurrence_id, " \
+    name = f"'{trigger.name}'"
+    return f"{occurrence_id(name)} as occurrence_id, " \
            f"'{trigger.name}' as trigger, '{trigger.segment_name.replace(chr(39), chr(39) * 2)}' as segment_name, " \
            f"{trigger.priority} as priority"
 
@@ -287,7 +289,7 @@ def prepare_activity(con: duckdb.DuckDBPyConnection, paths: Paths, trigger: Trig
     con.execute(f"""
         create or replace temp table activity as
         with per_identifier as (
-            select source, customer_id, anonymous_id, email, loyalty_id, max(last_at) as last_at, sum(orders) as orders,
+            select source, customer_id, anonymous_id, email_hmac, loyalty_id, max(last_at) as last_at, sum(orders) as orders,
                    min(first_order_at) as first_order_at
             from ({" union all ".join(parts)}) group by all
         ),
@@ -296,12 +298,13 @@ def prepare_activity(con: duckdb.DuckDBPyConnection, paths: Paths, trigger: Trig
                    case when source = 'events' then coalesce(ic.person_id, ia.person_id, 'customer_id:' || p.customer_id,
                                                              'anonymous_id:' || p.anonymous_id)
                         when source = 'store_visits' then coalesce(il.person_id, 'loyalty_id:' || p.loyalty_id)
-                        else coalesce(ic.person_id, ie.person_id, 'customer_id:' || p.customer_id, 'email:' || p.email)
+                        else coalesce(ic.person_id, ie.person_id, 'customer_id:' || p.customer_id,
+                                      '{EMAIL_TYPE}:' || p.email_hmac)
                    end as member_key
             from per_identifier p
             left join ids ic on ic.identifier_type = 'customer_id' and ic.identifier_value = p.customer_id
             left join ids ia on ia.identifier_type = 'anonymous_id' and ia.identifier_value = p.anonymous_id
-            left join ids ie on ie.identifier_type = '{EMAIL_TYPE}' and ie.identifier_value = {_email_hash('p.email')}
+            left join ids ie on ie.identifier_type = '{EMAIL_TYPE}' and ie.identifier_value = p.email_hmac
             left join ids il on il.identifier_type = 'loyalty_id' and il.identifier_value = p.loyalty_id
         )
         select member_key, max(last_at) filter (where {is_activity}) as last_activity_at,

@@ -14,6 +14,10 @@ Tables (DuckDB warehouse; `at` is the evaluation time, the run's data_interval_e
 * `triggers.activity_by_day`          lapsing's cache: last activity / orders per identifier and closed ingest day
   (`triggers.activity_by_day_partitions`: the signature of every ingest partition it holds).
 
+No table here holds an email or phone: a guest the identity graph does not know yet is keyed by the HMAC of the
+normalised email with the deployment's key ('email_hmac:<hex>', the key marts.identities gives that email), and
+the cache keeps only that HMAC (`pii_hmac` below; rekey_clear_emails re-keys rows of earlier versions).
+
 Re-running the same `at` changes nothing: the evaluation reads only data up to `at`, rows are replaced by
 occurrence id, first_seen_at / exit_seen_at keep the batch that saw them first, the changes of `at` are rebuilt.
 """
@@ -26,6 +30,7 @@ from pathlib import Path
 
 import duckdb
 
+from seg.core.config import pii_key
 from seg.core.paths import Paths
 from seg.core.warehouse import table_exists
 
@@ -51,6 +56,75 @@ CURRENT_COLUMNS = ("member_key, person_id, customer_id, anonymous_id, trigger, s
 def ts(value: dt.datetime) -> str:
     """A timestamp literal (the trigger SQL splices evaluation times in, microseconds kept)."""
     return f"TIMESTAMP '{value.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+
+
+def occurrence_id(trigger: str) -> str:
+    """SQL: an occurrence's id from the SQL text `trigger` (a literal or a column), member_key and anchor_at."""
+    return f"md5({trigger} || '|' || member_key || '|' || cast(anchor_at as varchar))"
+
+
+# --- personal identifiers ----------------------------------------------------------------------------------------
+
+# An email is keyed as marts.identities publishes it: type 'email_hmac', the HMAC-SHA256 of the normalised address.
+EMAIL_TYPE = "email_hmac"
+# the DuckDB variable holding the key on a connection (set by use_pii_key; dbt's profile plugin sets the same one)
+PII_KEY_VARIABLE = "seg_pii_key"
+
+
+def use_pii_key(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
+    """Give the connection the deployment's key (seg.core.config.pii_key), bound as a parameter: no SQL text,
+    and so no error message or log, ever holds it."""
+    con.execute(f"set variable {PII_KEY_VARIABLE} = ?", [pii_key(paths.root)])
+
+
+def pii_hmac(column: str) -> str:
+    """SQL: the hex HMAC-SHA256 of a text expression with the connection's key (use_pii_key), the same function as
+    dbt's macro pii_hash (dbt_project/macros/normalise.sql, which says how HMAC is built from DuckDB's sha256);
+    fails when the key is not set rather than hashing to null."""
+    key = (f"encode(if(getvariable('{PII_KEY_VARIABLE}') is null, "
+           f"error('DuckDB variable {PII_KEY_VARIABLE} is not set: no key to hash personal identifiers with'), "
+           f"cast(getvariable('{PII_KEY_VARIABLE}') as varchar)))")
+    block = f"unhex(rpad(hex(case when octet_length({key}) > 64 then unhex(sha256({key})) else {key} end), 128, '0'))"
+
+    def key_xor(pad_byte: str) -> str:
+        return f"xor({block}::bit, unhex(repeat('{pad_byte}', 64))::bit)::blob"
+
+    return f"sha256({key_xor('5c')} || unhex(sha256({key_xor('36')} || encode({column}))))"
+
+
+def rekey_clear_emails(con: duckdb.DuckDBPyConnection) -> int:
+    """Earlier versions keyed a guest by the normalised email in clear ('email:<address>'): re-key such rows of the
+    history and the changes as an evaluation keys them now (member key 'email_hmac:<hmac>', the occurrence id that
+    follows from it, win-back evidence pointing at the old id). The current memberships are rebuilt from the history
+    by the next write. Returns the rows re-keyed (0 once done); the connection needs the key (use_pii_key)."""
+    present = [t for t in (HISTORY, CHANGES) if table_exists(con, *t.split("."))]
+    if not present or not sum(con.execute(f"select count(*) from {t} where member_key like 'email:%'").fetchone()[0]
+                              for t in present):
+        return 0
+    new_key = f"'{EMAIL_TYPE}:' || {pii_hmac('substr(member_key, 7)')}"
+    n = 0
+    con.execute("begin transaction")
+    try:
+        con.execute("create or replace temp table rekeyed (old_id varchar, new_id varchar)")
+        if HISTORY in present:
+            con.execute(f"""
+                insert into rekeyed
+                select occurrence_id, {occurrence_id('trigger')}
+                from (select occurrence_id, trigger, anchor_at, {new_key} as member_key
+                      from {HISTORY} where member_key like 'email:%')
+            """)
+            con.execute(f"update {HISTORY} h set occurrence_id = r.new_id from rekeyed r where h.occurrence_id = r.old_id")
+            con.execute(f"update {HISTORY} h set evidence = replace(h.evidence, r.old_id, r.new_id) from rekeyed r "
+                        "where h.trigger = 'win_back' and strpos(h.evidence, r.old_id) > 0")
+        if CHANGES in present:
+            con.execute(f"update {CHANGES} c set occurrence_id = r.new_id from rekeyed r where c.occurrence_id = r.old_id")
+        for table in present:
+            n += con.execute(f"update {table} set member_key = {new_key} where member_key like 'email:%'").fetchone()[0]
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return n
 
 
 def ensure(con: duckdb.DuckDBPyConnection) -> None:
@@ -152,6 +226,11 @@ def _create_active_view(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+def last_evaluated_at(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
+    """The latest evaluation time recorded in triggers.runs (None before the first)."""
+    return con.execute(f"select max(evaluated_at) from {RUNS}").fetchone()[0]
+
+
 def record_run(con: duckdb.DuckDBPyConnection, at: dt.datetime, since: dt.datetime, seconds: float, summary: dict) -> None:
     """The micro-batch's row in triggers.runs (replaced when `at` runs again)."""
     con.execute(f"delete from {RUNS} where evaluated_at = {ts(at)}")
@@ -160,14 +239,15 @@ def record_run(con: duckdb.DuckDBPyConnection, at: dt.datetime, since: dt.dateti
 
 # --- lapsing's activity cache ------------------------------------------------------------------------------------
 
-# Activity per identifier and ingest day, for lapsing: (timestamp column, identifier columns) per source.
+# Activity per identifier and ingest day, for lapsing: (timestamp column, identifier columns) per source. Emails
+# only as their HMAC (the normalised address keyed, as marts.identities has it).
+_EMAIL_HMAC = pii_hmac("nullif(lower(trim(email)), '')") + " as email_hmac"
 ACTIVITY_SOURCES = {
-    "events": ("occurred_at", "customer_id, anonymous_id, null::varchar as email, null::varchar as loyalty_id"),
-    "orders": ("ordered_at", "customer_id, null::varchar as anonymous_id, nullif(lower(trim(email)), '') as email, "
-                             "null::varchar as loyalty_id"),
-    "store_visits": ("visited_at", "null::varchar as customer_id, null::varchar as anonymous_id, null::varchar as email, "
-                                   "loyalty_id"),
-    "survey_responses": ("answered_at", "customer_id, null::varchar as anonymous_id, nullif(lower(trim(email)), '') as email, "
+    "events": ("occurred_at", "customer_id, anonymous_id, null::varchar as email_hmac, null::varchar as loyalty_id"),
+    "orders": ("ordered_at", f"customer_id, null::varchar as anonymous_id, {_EMAIL_HMAC}, null::varchar as loyalty_id"),
+    "store_visits": ("visited_at", "null::varchar as customer_id, null::varchar as anonymous_id, "
+                                   "null::varchar as email_hmac, loyalty_id"),
+    "survey_responses": ("answered_at", f"customer_id, null::varchar as anonymous_id, {_EMAIL_HMAC}, "
                                         "null::varchar as loyalty_id"),
 }
 # A partition is closed (cached once) when no row of it can be later than the evaluation time: rows lie at most
@@ -185,7 +265,7 @@ def activity_agg(source: str, relation: str, where: str = "") -> str:
     col, keys = ACTIVITY_SOURCES[source]
     orders = "count(*)" if source == "orders" else "0"
     first = f"min({col})" if source == "orders" else "null::timestamp"
-    return (f"select '{source}' as source, ingest_date, customer_id, anonymous_id, email, loyalty_id, max({col}) as last_at, "
+    return (f"select '{source}' as source, ingest_date, customer_id, anonymous_id, email_hmac, loyalty_id, max({col}) as last_at, "
             f"{orders} as orders, {first} as first_order_at "
             f"from (select ingest_date, {col}, {keys} from {relation} {where}) group by all")
 
@@ -198,23 +278,33 @@ def refresh_activity_cache(con: duckdb.DuckDBPyConnection, paths: Paths, sources
     """Aggregate every closed ingest partition of `sources` once (again when its files change); returns the
     cut-off day (activity_cutoff(at))."""
     cutoff = activity_cutoff(at)
+    use_pii_key(con, paths)
     con.execute("create schema if not exists triggers")
+    if table_exists(con, *ACTIVITY_CACHE.split(".")) and "email_hmac" not in {
+            r[0] for r in con.execute(f"describe {ACTIVITY_CACHE}").fetchall()}:
+        # the layout of earlier versions, emails in clear: dropped, and aggregated again below
+        con.execute(f"drop table {ACTIVITY_CACHE}")
+        con.execute(f"drop table if exists {ACTIVITY_CACHE_PARTITIONS}")
     con.execute(f"create table if not exists {ACTIVITY_CACHE} (source varchar, ingest_date date, customer_id varchar, "
-                "anonymous_id varchar, email varchar, loyalty_id varchar, last_at timestamp, orders bigint, "
+                "anonymous_id varchar, email_hmac varchar, loyalty_id varchar, last_at timestamp, orders bigint, "
                 "first_order_at timestamp)")
     con.execute(f"create table if not exists {ACTIVITY_CACHE_PARTITIONS} (source varchar, ingest_date date, signature varchar)")
     known = {(s, d): sig for s, d, sig in con.execute(f"select * from {ACTIVITY_CACHE_PARTITIONS}").fetchall()}
+    # which key the cached hashes were made with (16 hex of an HMAC, not the key): another key aggregates again
+    label = f"'{ACTIVITY_CACHE}'"
+    key_id = con.execute(f"select left({pii_hmac(label)}, 16)").fetchone()[0]
     for source in sources:
         for part in sorted((paths.raw / source).glob("ingest_date=*")):
             day = dt.date.fromisoformat(part.name.split("=", 1)[1])
             if day > cutoff:
                 continue
-            sig = _partition_signature(part)
+            files = _partition_signature(part)
+            sig = f"key:{key_id}|{files}"
             if known.get((source, day)) == sig:
                 continue
             con.execute(f"delete from {ACTIVITY_CACHE} where source = ? and ingest_date = ?", [source, day])
             con.execute(f"delete from {ACTIVITY_CACHE_PARTITIONS} where source = ? and ingest_date = ?", [source, day])
-            if sig:
+            if files:
                 relation = (f"(select *, DATE '{day}' as ingest_date from read_parquet('{part}/*.parquet', "
                             "union_by_name = true, hive_partitioning = false))")
                 con.execute(f"insert into {ACTIVITY_CACHE} {activity_agg(source, relation)}")

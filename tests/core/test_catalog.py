@@ -113,3 +113,41 @@ def test_the_scan_finds_writes_through_module_constants(tmp_path):
         '    con.execute(f"insert into marts.{t} select 1")\n'  # a loop variable: cannot be resolved, not reported
     )
     assert writes(sample) == {"marts.customer_segments", "monitoring.gate_results"}
+
+
+READ = re.compile(r"\b(?:from|join)\s+([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)\b", re.IGNORECASE)
+GATED_WRITERS = {WAP, "seg.transform.segments", "seg.triggers.tables"}  # published after a gate, or its own
+# the warehouse's schemas (a `from x.y` in another schema is a column (`is distinct from o.col`) or prose)
+WAREHOUSE_SCHEMAS = OWNED_SCHEMAS | {"staging", "intermediate", "marts_audit", "main"}
+
+
+def reads(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    constants = _constants(tree)
+    found = set()
+    for node in ast.walk(tree):
+        text = _text(node, constants)
+        if text:
+            found |= {m.group(1).lower() for m in READ.finditer(text) if UNKNOWN not in m.group(1)}
+    return {r for r in found if r.split(".")[0] in WAREHOUSE_SCHEMAS}
+
+
+def test_the_trigger_micro_batch_reads_only_gated_published_relations():
+    """Triggers run between daily runs: they must read the identity graph and segments only as published after
+    their gates (marts.identities, marts.customer_segments), never dbt's staging / intermediate relations or the
+    audit schema, which a failed daily run leaves unaudited (issue #14)."""
+    read = {}
+    for path in (REPO_ROOT / "seg" / "triggers").rglob("*.py"):
+        for relation in reads(path):
+            read.setdefault(relation, set()).add(_module_name(path))
+    assert "marts.identities" in read, sorted(read)  # the scan sees the identity graph the triggers resolve through
+    ungated = sorted(f"{r} (read by {sorted(m)})" for r, m in read.items()
+                     if _base(r) not in CATALOG or writer_of(_base(r)) not in GATED_WRITERS)
+    assert not ungated, f"the micro-batch reads relations no gate stands before: {ungated}"
+
+
+def test_the_read_scan_finds_reads_through_module_constants(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text('IDS = "intermediate.int_identities_resolved"\n'
+                      'def f(con):\n    con.execute(f"select * from {IDS} i join marts.customers c using (person_id)")\n')
+    assert reads(sample) == {"intermediate.int_identities_resolved", "marts.customers"}

@@ -103,3 +103,48 @@ def test_settings_survive_pickling_for_subprocesses(tmp_path):
     settings = config.load(tmp_path).with_overrides({"ml": {"k_min": 2}})
     again = pickle.loads(pickle.dumps(settings))
     assert again.ml == settings.ml and again.paths == settings.paths
+
+
+# --- the deployment's key for hashing personal identifiers (SEG_PII_KEY, else one per data directory) -----------
+
+def test_the_pii_key_is_made_once_per_data_directory_readable_by_its_owner_only(tmp_path, monkeypatch):
+    import stat
+
+    monkeypatch.delenv("SEG_PII_KEY", raising=False)
+    key = config.load(tmp_path / "data").pii_key
+    assert len(key) >= 32
+    assert config.load(tmp_path / "data").pii_key == key  # reruns hash alike
+    assert config.load(tmp_path / "other").pii_key != key  # two deployments never share a key
+    stored = tmp_path / "data" / "secrets" / "pii_key"
+    assert stored.read_text().strip() == key
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert stat.S_IMODE(stored.parent.stat().st_mode) == 0o700
+    assert key not in repr(config.load(tmp_path / "data"))
+
+
+def test_seg_pii_key_is_the_key_on_services_and_leaves_the_data_directory_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEG_PII_KEY", "a-service-secret-from-the-vault-0123456789")
+    settings = config.load(tmp_path / "data")
+    assert settings.pii_key == "a-service-secret-from-the-vault-0123456789"
+    assert not (tmp_path / "data" / "secrets").exists()
+
+
+def test_a_weak_seg_pii_key_is_refused_without_echoing_it(tmp_path, monkeypatch):
+    import pytest
+
+    monkeypatch.setenv("SEG_PII_KEY", "hunter2")
+    with pytest.raises(config.SettingsError, match="SEG_PII_KEY") as caught:
+        config.load(tmp_path / "data").pii_key  # noqa: B018 - the property raises
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_pii_key_file_others_can_read_is_refused(tmp_path, monkeypatch):
+    import pytest
+
+    monkeypatch.delenv("SEG_PII_KEY", raising=False)
+    settings = config.load(tmp_path / "data")
+    stored = tmp_path / "data" / "secrets" / "pii_key"
+    settings.pii_key  # noqa: B018 - made here
+    stored.chmod(0o644)
+    with pytest.raises(config.SettingsError, match="chmod 600"):
+        config.load(tmp_path / "data").pii_key  # noqa: B018 - the property raises

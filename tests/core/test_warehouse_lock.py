@@ -1,5 +1,5 @@
 """A connection meeting the DuckDB lock of another process (the other DAG, a second command) waits for it a bounded
-time (warehouse.lock_timeout_s; the trigger micro-batch passes its own), then fails naming the file."""
+time (warehouse.lock_timeout_s, for every command), then fails naming the file."""
 
 from __future__ import annotations
 

@@ -34,10 +34,13 @@ def test_gates_sit_between_the_stages_they_guard(dag):
         ("train", "assign"),
         ("load_champion", "assign"),
         ("assign", "gate_segments"),
-        ("gate_segments", "publish"),
+        ("gate_segments", "promote"),
+        ("promote", "publish"),
     }
     assert pinned <= edges(dag)
     assert not dag.get_task("publish").downstream_task_ids
+    # the champion alias moves only once the segments passed their gate: nothing else leads to promote
+    assert dag.get_task("promote").upstream_task_ids == {"gate_segments"}
 
 
 def test_dag_policy(dag):

@@ -39,10 +39,73 @@ def table_fingerprint(settings, table: str) -> str:
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
+def stage_states(stdout: str, day: dt.date) -> dict[str, str]:
+    """The task states of the DAG run for `day`, as `seg run` prints them from the run's task instances."""
+    lines = stdout.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith(f"segmentation_daily {day}: "))
+    states = {}
+    for line in lines[head + 2:]:
+        fields = line.split()
+        if len(fields) != 3:
+            break
+        states[fields[0]] = fields[1]
+    return states
+
+
+def stage_metrics(settings, day: dt.date) -> list[tuple[str, str]]:
+    """(stage, status) of every stage execution recorded for `day`, in order."""
+    path = settings.paths.reports / "stage_metrics" / f"{day.isoformat()}.jsonl"
+    return [(r["stage"], r["status"]) for r in map(json.loads, path.read_text().splitlines())]
+
+
+def registry(settings) -> tuple[list[tuple[str, str, str]], str]:
+    """The registered versions (version, as_of_date tag, promotion tag) of the model and the champion's version."""
+    from ml.tracking import client as mlflow_client
+
+    # not mlflow.set_tracking_uri: it exports MLFLOW_TRACKING_URI, which later `seg run` subprocesses would inherit
+    client = mlflow_client(settings)
+    name = settings.ml.registered_model_name
+    versions = sorted((str(v.version), v.tags.get("as_of_date"), v.tags.get("promotion"))
+                      for v in client.search_model_versions(f"name = '{name}'"))
+    return versions, str(client.get_model_version_by_alias(name, "champion").version)
+
+
+def published_model_versions(settings) -> set[str]:
+    return {str(v) for (v,) in query(settings, "select distinct model_version from marts.customer_segments")}
+
+
+def test_day_one_trained_the_champion_and_day_two_followed_its_drift_decision(ran):
+    """Day 1 has no champion: it trains and promotes. Day 2 is no training weekday: it trains only if its drift
+    report decided `retrain` (this lake has a planted web-channel collapse inside day 1's flow reference window,
+    so it does today), and then assigns with the new version only if that version won promotion. The registry,
+    the champion alias and the published model versions must tell the same story."""
+    settings, proc = ran
+    day1, day2 = stage_states(proc.stdout, DAY1), stage_states(proc.stdout, END)
+    assert (day1["train"], day1["load_champion"]) == ("success", "skipped"), day1
+    assert ("train", "success") in stage_metrics(settings, DAY1)
+    (decision,), = query(settings, "select decision from monitoring.drift_decisions where as_of_date = ?", [END])
+    trains = decision == "retrain" or END.weekday() in settings.ml.train_weekdays
+    assert (day2["train"], day2["load_champion"]) == (("success", "skipped") if trains else ("skipped", "success"))
+    assert (("train", "success") in stage_metrics(settings, END)) is trains
+
+    versions, champion = registry(settings)
+    assert [d for _, d, _ in versions] == [DAY1.isoformat()] + ([END.isoformat()] if trains else [])
+    first, *second = versions
+    assert first[2] == "champion"  # promoted on day 1 once its segments passed the gate (not left pending)
+    if second and second[0][2] == "champion":
+        assert champion == second[0][0]
+    else:
+        assert champion == first[0]
+    assert published_model_versions(settings) == {champion}
+    history = query(settings, "select as_of_date, count(distinct model_version), min(model_version) "
+                              "from marts.customer_segment_history group by 1 order by 1")
+    assert [(d, n, str(v)) for d, n, v in history] == [(DAY1, 1, first[0]), (END, 1, champion)]
+
+
 def test_every_stage_ran_and_is_reported(ran):
     _, proc = ran
     for stage in ("land_orders", "gate_raw", "dbt_build", "gate_marts", "build_features", "assign", "drift_report",
-                  "gate_segments", "publish"):
+                  "gate_segments", "promote", "publish"):
         assert stage in proc.stdout
     assert f"segmentation_daily {END}: SUCCESS" in proc.stdout
     # day 1 trained (no champion yet); day 2 is not a training weekday and reused the champion
@@ -121,9 +184,57 @@ def test_rerunning_a_date_changes_nothing(ran):
     before = {t: table_fingerprint(settings, t) for t in tables if t != "monitoring.gate_results"}
     (gate_rows_before,), = query(settings, "select count(*) from monitoring.gate_results")
     manifests_before = sorted(p.read_text() for p in settings.paths.manifests.rglob("*.json"))
+    registry_before = registry(settings)
     proc = seg_run(settings.paths.root, "run", "--date", END.isoformat())
     assert proc.returncode == 0, proc.stdout[-3000:]
+    # END is not a training weekday: the rerun reuses the champion (no new version, the same alias)
+    states = stage_states(proc.stdout, END)
+    assert (states["train"], states["load_champion"]) == ("skipped", "success"), states
+    assert registry(settings) == registry_before
+    assert published_model_versions(settings) == {registry_before[1]}
     assert {t: table_fingerprint(settings, t) for t in before} == before
     (gate_rows_after,), = query(settings, "select count(*) from monitoring.gate_results")
     assert gate_rows_after == gate_rows_before
     assert sorted(p.read_text() for p in settings.paths.manifests.rglob("*.json")) == manifests_before
+
+
+def drift_decisions(settings) -> list[tuple]:
+    return query(settings, "select as_of_date, decision, reasons, model_version from monitoring.drift_decisions "
+                           "order by as_of_date")
+
+
+def test_rerunning_an_older_date_keeps_the_current_state_and_reproduces_that_date(ran):
+    """After END, a rerun of DAY1 (a backfill or repaired day) writes DAY1's history again, with the model live on
+    DAY1 and the drift decision DAY1's first run made, and leaves every current table, the registry and the other
+    days' decisions as they were (before the fix it published DAY1's marts and segments as the current ones)."""
+    settings, _ = ran
+    current = ["marts.customers", "marts.orders", "marts.customer_rfm", "marts.customer_features",
+               "marts.identities", "marts.customer_segments"]
+    before = {t: table_fingerprint(settings, t) for t in current}
+    assert {d for (d,) in query(settings, "select distinct as_of_date from marts.customer_features")} == {END}
+    day1 = f"where as_of_date = date '{DAY1.isoformat()}'"
+    history_before = {t: query(settings, f"select count(*), count(distinct person_id) from {t} {day1}")
+                      for t in ("marts.customer_segment_history", "marts.customer_features_history")}
+    day1_segments = table_fingerprint_where(settings, "marts.customer_segment_history", day1)
+    decisions_before, registry_before = drift_decisions(settings), registry(settings)
+
+    proc = seg_run(settings.paths.root, "run", "--date", DAY1.isoformat())
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    states = stage_states(proc.stdout, DAY1)
+    assert (states["train"], states["load_champion"], states["publish"]) == ("skipped", "success", "success"), states
+
+    assert {t: table_fingerprint(settings, t) for t in current} == before
+    assert registry(settings) == registry_before
+    assert drift_decisions(settings) == decisions_before
+    assert {t: query(settings, f"select count(*), count(distinct person_id) from {t} {day1}")
+            for t in history_before} == history_before
+    assert table_fingerprint_where(settings, "marts.customer_segment_history", day1) == day1_segments
+    # DAY1 has fewer customers than END: had its build been published as current, the fingerprints would differ
+    (day1_people,), = query(settings, f"select count(*) from marts.customer_features_history {day1}")
+    (end_people,), = query(settings, "select count(*) from marts.customer_features")
+    assert day1_people < end_people
+
+
+def table_fingerprint_where(settings, table: str, where: str) -> str:
+    rows = query(settings, f"select * from {table} {where} order by all")
+    return hashlib.sha256(repr(rows).encode()).hexdigest()

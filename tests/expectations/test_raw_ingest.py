@@ -138,3 +138,85 @@ def test_a_source_that_stopped_delivering_is_stale(settings):
     severity, samples = ingest_failures(result)["freshness"]
     assert severity == "warning"
     assert [s["source"] for s in samples] == ["store_visits"] and samples[0]["max_age_hours"] == 96
+
+
+# --- files delivered late into an older date folder: audited by the run that landed them -------------------------
+
+LATE_DAY = DAY - dt.timedelta(days=2)
+
+
+def late_manifest(settings, day: dt.date, name: str, status: str = "landed", landed: int = 1, quarantined: int = 0,
+                  landed_on: dt.date = DAY) -> None:
+    """A manifest entry as landing writes it for a file of folder `day` landed by the run of `landed_on`."""
+    entry = {"source": "orders", "ingest_date": day.isoformat(), "file": f"orders/{day}/{name}", "status": status,
+             "rows_in": None if status == "rejected" else landed + quarantined,
+             "rows_landed": landed if status == "landed" else 0,
+             "rows_quarantined": quarantined if status == "landed" else landed + quarantined,
+             "landed_on": landed_on.isoformat()}
+    path = settings.paths.manifests / "orders" / f"ingest_date={day.isoformat()}" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(entry))
+
+
+def test_rows_landed_late_into_an_older_day_are_audited_by_the_run_that_landed_them(settings):
+    history(settings)
+    write_partition(settings, "orders", DAY, orders(DAY, 9), name="today")
+    manifest(settings, DAY, "orders_today.parquet")
+    # a file delivered today into the folder of two days ago; its second row breaks the contract (a landing bug)
+    late = orders(LATE_DAY, 2)
+    late[1]["amount"] = -5.0
+    write_partition(settings, "orders", LATE_DAY, late, name="late")
+    late_manifest(settings, LATE_DAY, "late.parquet", landed=2)
+
+    with pytest.raises(GateFailed) as raised:
+        run_gate(settings, "raw", DAY, policy=policy())
+
+    result = raised.value.result
+    bounds = [r for r in result.expectations if r.suite == "raw__orders" and r.key == "amount.bounds"][0]
+    assert not bounds.success and bounds.sample_values == [
+        {"_source_file": f"orders/{LATE_DAY}/late.parquet", "_row_number": 2, "amount": -5.0}]
+    (row_count,) = [r for r in result.expectations if r.suite == "raw__orders" and r.key == "row_count"]
+    assert row_count.success and row_count.observed_value == "9"  # "rows landed for the day" stays the day's
+    assert "rows_reconcile" not in ingest_failures(result)  # the late file's rows are where its manifest says
+
+
+def test_a_late_file_that_cannot_be_read_fails_the_run_that_found_it(settings):
+    history(settings)
+    write_partition(settings, "orders", DAY, orders(DAY, 9), name="today")
+    manifest(settings, DAY, "orders_today.parquet")
+    late_manifest(settings, LATE_DAY, "late.parquet", status="rejected", landed=0)
+
+    with pytest.raises(GateFailed) as raised:
+        run_gate(settings, "raw", DAY, policy=policy())
+
+    failures = ingest_failures(raised.value.result)
+    assert set(failures) == {"rejected_files"}
+    severity, (sample,) = failures["rejected_files"]
+    assert severity == "critical" and sample["source"] == "orders" and sample["late_files_rejected"] == 1
+
+
+def test_landing_records_its_run_date_and_the_gate_of_that_run_sees_the_late_rows(settings):
+    from seg.lake import landing
+
+    def deliver(day: dt.date, name: str, order_ids: list[str]) -> None:
+        folder = settings.paths.incoming / "orders" / day.isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = "".join(f"{o},C00000001,{day} 09:00:00,12.5,EUR\n" for o in order_ids)
+        (folder / name).write_text("order_id,customer_id,ordered_at,amount,currency\n" + lines)
+
+    deliver(LATE_DAY, "first.csv", ["O1", "O2"])
+    landing.land_source(settings, "orders", LATE_DAY)
+    deliver(DAY, "today.csv", ["O7"])
+    deliver(LATE_DAY, "resent.csv", ["O2"])  # late, and O2 again within its day: the raw gate warns about it
+    landing.land_source(settings, "orders", DAY)
+
+    recorded = {m["file"]: m["landed_on"] for m in landing.read_manifests(settings.paths, "orders")}
+    assert recorded == {f"orders/{LATE_DAY}/first.csv": LATE_DAY.isoformat(),
+                        f"orders/{LATE_DAY}/resent.csv": DAY.isoformat(), f"orders/{DAY}/today.csv": DAY.isoformat()}
+
+    result = run_gate(settings, "raw", DAY, policy=policy())
+
+    duplicates = [r for r in result.expectations if r.suite == "raw__orders" and r.key == "order_id.duplicate_key"][0]
+    assert not duplicates.success and duplicates.severity == "warning"
+    assert {(s["_source_file"], s["order_id"]) for s in duplicates.sample_values} == {
+        (f"orders/{LATE_DAY}/first.csv", "O2"), (f"orders/{LATE_DAY}/resent.csv", "O2")}

@@ -54,15 +54,12 @@ def _files_up_to(paths: config.Paths, day: dt.date, out: Path) -> Path:
     return out
 
 
-def write_day(settings, paths: config.Paths, day: dt.date) -> None:
-    """(Re)create marts.customer_features and marts.orders as of `day` from the generated files."""
-    inc = _files_up_to(paths, day, settings.paths.root / "files_up_to")
+def feature_query(paths: config.Paths, day: dt.date, inc: Path) -> str:
+    """The features as of `day` of the people whose CRM record has arrived, from the files in `inc` (dated up to
+    `day`): the rows this test puts in marts.customer_features in place of dbt's."""
     truth = paths.truth.as_posix()
     sql = FEATURE_SQL.format(truth=truth, inc=inc.as_posix(), end=(day + dt.timedelta(days=1)).isoformat())
-    with connect(settings) as con:
-        con.execute("create schema if not exists marts")
-        con.execute(f"""
-            create or replace table marts.customer_features as
+    return f"""
             with features as ({sql}),
             signed_up as (
                 select distinct i.person_id
@@ -72,7 +69,15 @@ def write_day(settings, paths: config.Paths, day: dt.date) -> None:
             people as (select person_id, customer_id from read_parquet('{truth}/personas.parquet'))
             select 'P' || features.person_id as person_id, people.customer_id, date '{day}' as as_of_date,
                    features.* exclude (person_id)
-            from features inner join signed_up using (person_id) inner join people using (person_id)""")
+            from features inner join signed_up using (person_id) inner join people using (person_id)"""
+
+
+def write_day(settings, paths: config.Paths, day: dt.date) -> None:
+    """(Re)create marts.customer_features and marts.orders as of `day` from the generated files."""
+    inc = _files_up_to(paths, day, settings.paths.root / "files_up_to")
+    with connect(settings) as con:
+        con.execute("create schema if not exists marts")
+        con.execute(f"create or replace table marts.customer_features as {feature_query(paths, day, inc)}")
         con.execute(f"""
             create or replace table marts.orders as
             select cast(ordered_at as date) as order_date, channel, status, amount
@@ -106,6 +111,45 @@ def world(tmp_path_factory):
     write_day(settings, lakes["stationary"], TRAIN_DAY)
     train.run(settings, TRAIN_DAY)
     return settings, lakes, tracking.load_champion(settings)
+
+
+def dbt_and_query_features(lake: config.Paths, day: dt.date, root: Path, features: list[str]):
+    """marts.customer_features of the lake's files up to `day`, once built by dbt (landed, then seeds + models as
+    the DAG runs them) and once from `feature_query`, joined on customer_id: (dbt frame, query frame)."""
+    from seg.generate import DEPLOYMENT
+    from seg.lake import landing
+    from seg.lake.money import reporting_currency
+    from seg.transform import dbt as seg_dbt
+
+    for source in lake.incoming.iterdir():
+        for folder in source.iterdir():
+            if dt.date.fromisoformat(folder.name) <= day:
+                shutil.copytree(folder, root / "incoming" / source.name / folder.name)
+    config.write_deployment(root, DEPLOYMENT, "# the generator's deployment (tests/ml/test_drift_quality.py)\n")
+    settings = config.load(root)
+    landing.land_all(settings, day)
+    seg_dbt.invoke(settings, ["build", "--resource-type", "seed", "--resource-type", "model"], day.isoformat(),
+                   extra_vars={"reporting_currency": reporting_currency(settings)})
+    columns = ", ".join(features)
+    with connect(settings, read_only=True) as con:
+        built = con.execute(f"select customer_id, {columns} from marts.customer_features "
+                            "where customer_id is not null order by customer_id").df()
+        ours = con.execute(f"select customer_id, {columns} from ({feature_query(lake, day, root / 'incoming')}) "
+                           "order by customer_id").df()
+    return built, ours
+
+
+def feature_mismatches(built, ours, features: list[str]) -> dict[str, float]:
+    """Per feature, the share of customers (in either frame) whose values differ (NULL = NULL; 1e-9 relative)."""
+    import numpy as np
+
+    both = built.merge(ours, on="customer_id", how="outer", suffixes=("_dbt", "_query"), indicator=True)
+    out = {"customer_id": float((both["_merge"] != "both").mean())}
+    for f in features:
+        a, b = both[f"{f}_dbt"].astype(float).to_numpy(), both[f"{f}_query"].astype(float).to_numpy()
+        same = (np.isnan(a) & np.isnan(b)) | np.isclose(a, b, rtol=1e-9, atol=1e-9)
+        out[f] = float((~same).mean())
+    return out
 
 
 def _decisions(world, lake: str, days: list[dt.date]) -> dict[dt.date, dict]:
@@ -189,3 +233,24 @@ def test_a_drift_retrain_replaces_the_champion_and_the_behaviour_change_is_acted
     remembered = [d for d, r in reports.items() if any(f"already acted on: retrain decided on {SHIFT_DAY}" in reason
                                                        for reason in r["reasons"])]
     assert remembered, {d.isoformat(): r["reasons"] for d, r in reports.items()}
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "issue #14: the test's feature query (seg.generate.validate.FEATURE_SQL) and dbt's marts.customer_features "
+    "disagree today. Measured on this lake as of TRAIN_DAY: recency_days is 1 day higher in the query for ~72 % of "
+    "customers (it counts from day + 1), frequency / monetary / session and event counts are higher for ~13-15 % "
+    "(query above dbt; cause not yet established), ~3 % of customers are in only one side (identity resolution "
+    "vs the true identities, presumably). strict: once the definitions agree this XPASSes and fails, "
+    "and the marker must go."))
+def test_the_feature_query_gives_the_dbt_features_of_the_same_lake_and_date(tmp_path_factory):
+    """The drift bars above stand on `feature_query` being dbt's features: build dbt's marts.customer_features once
+    (one date, a smaller lake of the same generator, seed and dates: a definition does not depend on the scale) and
+    compare every column the drift tests use, customer by customer."""
+    root = tmp_path_factory.mktemp("feature_query_vs_dbt")
+    lake = config.load(root / "lake").paths
+    generate(lake, customers=3000, days=DAYS, end=END, seed=SEED)
+    features = list(config.load(root / "defaults").ml.features)
+    built, ours = dbt_and_query_features(lake, TRAIN_DAY, root / "dbt", features)
+    assert len(built) > 1000 and len(ours) > 1000
+    mismatches = feature_mismatches(built, ours, features)
+    assert {f: share for f, share in mismatches.items() if share > 0} == {}

@@ -130,8 +130,12 @@ def test_a_date_left_without_a_champion_trains_again_on_rerun_and_assigns(cdnow_
     assert go is True and "not a champion" in reason
     second = pipeline.train(settings, cdnow.AS_OF)
     assert second["promoted"] is True and second["model_version"] != result["model_version"]
+    # the alias waits for the segments gate: the day assigns with the new version, the promote step moves it
+    assert tracking.champion_version(settings) is None
+    assigned = pipeline.assign(settings, cdnow.AS_OF)
+    assert (assigned["rows"], assigned["model_version"]) == (CUSTOMERS, second["model_version"])
+    assert pipeline.promote(settings, cdnow.AS_OF)["champion_moved"] is True
     assert pipeline.load_champion(settings, cdnow.AS_OF)["model_version"] == second["model_version"]
-    assert assign.run(settings, cdnow.AS_OF)["rows"] == CUSTOMERS
     # and from now on the date is settled
     assert pipeline.should_train(settings, "none", cdnow.AS_OF)[0] is False
 

@@ -61,7 +61,7 @@ def redis_prefix():
 
 @pytest.fixture
 def cfg(redis_prefix) -> definitions.TriggerConfig:
-    return dataclasses.replace(definitions.load(), redis_prefix=redis_prefix, lock_timeout_s=5)
+    return dataclasses.replace(definitions.load(), redis_prefix=redis_prefix)
 
 
 def query(settings: config.Settings, sql: str, params=None) -> list[tuple]:

@@ -54,3 +54,15 @@ def test_a_session_gap_in_the_definitions_is_refused(tmp_path):
     )
     with pytest.raises(ValueError, match="session_gap is not a trigger setting.*sessions.gap_minutes"):
         definitions.load(old)
+
+
+def test_a_lock_wait_in_the_definitions_is_refused(tmp_path):
+    """The wait for the warehouse lock has one home, settings warehouse.lock_timeout_s (every command uses it)."""
+    assert not hasattr(definitions.load(), "lock_timeout_s")
+    old = tmp_path / "t.yml"
+    old.write_text(
+        "lock_timeout_s: 5\n"
+        "triggers:\n  c: {kind: cart_abandonment, segment_name: C, priority: 1, window: 24h, expiry: 2d}\n"
+    )
+    with pytest.raises(ValueError, match="lock_timeout_s is not a trigger setting.*warehouse.lock_timeout_s"):
+        definitions.load(old)

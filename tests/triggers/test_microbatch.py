@@ -228,3 +228,22 @@ def test_incremental_equals_a_full_evaluation(lake_copy, tmp_path, cfg):
     evaluate_and_write(fresh, at, cfg)
     current = f"select {tables.CURRENT_COLUMNS} from marts.trigger_memberships order by all"
     assert query(lake_copy, current) == query(fresh, current)
+
+
+def test_an_evaluation_earlier_than_the_last_is_refused_and_changes_nothing(lake_copy, cfg):
+    """Trigger state moves only forward: evaluating at an older time than the last batch would rebuild the current
+    memberships as of then and reopen occurrences that exited since (issue #14)."""
+    import pytest
+
+    from seg.triggers.batch import EvaluationBehind
+
+    t2 = dt.datetime(2026, 11, 4, 12, 0)
+    evaluate_and_write(lake_copy, t2, cfg)
+    state = _table_state(lake_copy)
+    runs = query(lake_copy, "select evaluated_at, summary from triggers.runs order by all")
+    with pytest.raises(EvaluationBehind, match="only moves forward"):
+        evaluate_and_write(lake_copy, t2 - dt.timedelta(days=1), cfg)
+    assert _table_state(lake_copy) == state
+    assert query(lake_copy, "select evaluated_at, summary from triggers.runs order by all") == runs
+    evaluate_and_write(lake_copy, t2, cfg)  # the last time again is a rerun, not a step back
+    assert _table_state(lake_copy) == state

@@ -196,7 +196,12 @@ final as (
         components.identifier_key,
         components.identifier_type,
         components.identifier_value,
-        md5(person_keys.person_key) as person_id,
+        -- a person known only by an email: md5 of 'email:<address>' would be an unkeyed hash of it
+        case
+            when person_keys.person_key like 'email:%'
+                then left({{ pii_hash('person_keys.person_key') }}, 32)
+            else md5(person_keys.person_key)
+        end as person_id,
         person_keys.person_key,
         person_keys.person_identifier_count,
         components.is_converged

@@ -1,6 +1,7 @@
 -- One row per source identifier (customer id, email, loyalty card, device) with the person it resolves to: the
 -- identity graph of int_identities_resolved, gated and published for readers outside dbt (the trigger micro-batches
--- key their memberships by it). PII only hashed, as in customers: an email is the SHA-256 of its normalised form.
+-- key their memberships by it). An email only keyed: the HMAC-SHA256 of its normalised form with the deployment's key
+-- (macro pii_hash), which the triggers compute alike for guests this graph does not know yet.
 with
 
 identities as (
@@ -13,7 +14,7 @@ published as (
 
     select
         case
-            when identifier_type = 'email' then 'email_sha256'
+            when identifier_type = 'email' then 'email_hmac'
             else identifier_type
         end as identifier_type,
         case
