@@ -234,7 +234,8 @@ def _read_sample(settings: Settings, champion: tracking.LoadedModel | None) -> _
         used = [f for f in resolved.used if f not in dropped]
         if not used:
             raise UnsegmentableData(_no_feature_message(dropped))
-        reference = build_reference(con, used, int(settings.drift.psi_bins))
+        reference = build_reference(con, used, int(settings.drift.psi_bins),
+                                    flow_window_days=int(settings.drift.flow_window_days))
         snapshot_min, snapshot_max = features.snapshot_dates(con)
         previous_segments = _previous_segments(con, frame)
     return _Sample(

@@ -6,7 +6,7 @@ share of rows per bin and of NULLs (PSI), a quantile sketch (`quantile_points` q
 (i + 0.5) / points, KS and Wasserstein), mean and standard deviation; the observation window (`history_days`: days
 from the first order in `marts.orders` to the as-of date); a seeded sample of `REFERENCE_SAMPLE_ROWS` feature rows
 (centroid distances and per-segment means are recomputed from it with the champion, so they are measured exactly
-like today's); the day's activity of the `FLOW_WINDOW_DAYS` days up to training per weekday
+like today's); the day's activity of the `drift.flow_window_days` days up to training per weekday
 (`build_flow_reference`: order-amount bin counts and channel counts from `marts.orders`).
 
 Train adds the segment mix of the fit sample (`segment_proportions`) and the segment profiles, writes the dict as
@@ -30,7 +30,7 @@ from ml.drift import stats
 REFERENCE_FORMAT = 2
 REFERENCE_SAMPLE_ROWS = 2000
 QUANTILE_POINTS = 100
-FLOW_WINDOW_DAYS = 28
+FLOW_WINDOW_DAYS = 14  # the default of drift.flow_window_days (settings.yml says why 14)
 SAMPLE_SEED = 42
 
 
@@ -164,6 +164,7 @@ def build_reference(
     quantile_points: int = QUANTILE_POINTS,
     sample_rows: int = REFERENCE_SAMPLE_ROWS,
     seed: int = SAMPLE_SEED,
+    flow_window_days: int = FLOW_WINDOW_DAYS,
 ) -> dict[str, Any]:
     """The training-time reference of every feature over the whole table (see the module docstring)."""
     edges = features.quantile_edges(con, used, bins)
@@ -173,7 +174,7 @@ def build_reference(
     sketches = {f: _sketch(columns[f], quantile_points) for f in used}
     del columns
     sample = features.sample_frame(con, used, sample_rows, seed)
-    flows = build_flow_reference(con, bins)
+    flows = build_flow_reference(con, bins, flow_window_days)
     return {
         "format_version": REFERENCE_FORMAT,
         "psi_bins": int(bins),

@@ -155,6 +155,7 @@ class DriftSettings:
     flow_psi_min: float
     flow_retrain_signals: tuple[str, ...]
     min_flow_orders: int
+    flow_window_days: int
     flow_retrain_memory_days: int
     segment_sample_size: int
     experiment_name: str
