@@ -28,11 +28,25 @@ from seg.core.config import Settings
 PENDING = f"{tracking.CHAMPION} (pending the segments gate)"  # the `promotion` tag of a deferred promotion
 
 
+def _move_champion(settings: Settings, version: str) -> None:
+    """Point `champion` at `version`; the version it leaves is re-tagged `promotion: superseded by v<N>`, so no
+    version but the champion says `champion` (the alias and the tags tell one story in the MLflow UI)."""
+    mlc = tracking.client(settings)
+    name = settings.ml.registered_model_name
+    previous = tracking.champion_version(settings)
+    mlc.set_registered_model_alias(name, tracking.CHAMPION, version)
+    if previous is not None and str(previous.version) != str(version):
+        superseded = f"superseded by v{version}"
+        mlc.set_model_version_tag(name, str(previous.version), "promotion", superseded)
+        if previous.run_id:
+            mlc.set_tag(previous.run_id, "promotion", superseded)
+
+
 def make_champion(settings: Settings, version: str) -> None:
     """Move `champion` to `version` (a deferred promotion whose segments passed their gate) and tag it."""
     mlc = tracking.client(settings)
     name = settings.ml.registered_model_name
-    mlc.set_registered_model_alias(name, tracking.CHAMPION, version)
+    _move_champion(settings, version)
     mlc.set_model_version_tag(name, version, "promotion", tracking.CHAMPION)
     run_id = mlc.get_model_version(name, version).run_id
     if run_id:
@@ -115,6 +129,8 @@ def promote(
     alias = tracking.CHAMPION if promoted else tracking.CHALLENGER
     if promoted and defer:
         alias = PENDING
+    elif promoted:
+        _move_champion(settings, version)
     else:
         mlc.set_registered_model_alias(name, alias, version)
     version_tags = {

@@ -244,3 +244,34 @@ def test_drift_without_a_champion_reports_no_model_yet(tmp_path):
     assert report["reasons"] == ["no model yet"]
     assert Path(out["report_html"]).read_text().startswith("<!doctype html>")
     assert train.should_train(settings, AS_OF + timedelta(days=1)) == (True, "no champion model yet")
+
+
+def test_only_the_champion_is_tagged_champion_after_the_alias_moves(tmp_path):
+    """MLflow's `promotion` tags follow the alias: the version `champion` leaves says whom it was superseded by, so
+    the registry never shows two champions (issue #17); the daily run's deferred promotion (ml.promotion.
+    make_champion) and a direct one (train.run) both do it."""
+    from ml import promotion
+
+    settings = small_settings(tmp_path / "data")
+    write_features(settings, planted_blobs(N_ROWS, N_BLOBS)[0])
+    first = train.run(settings, AS_OF)
+    second = train.run(settings.with_overrides({"ml": {"promotion_silhouette_tolerance": 1.0}}),
+                       AS_OF + timedelta(days=7), defer_champion=True)
+    assert first["promoted"] and second["promoted"]
+    client = tracking.client(settings)
+    name = settings.ml.registered_model_name
+
+    def tags() -> dict[str, str]:
+        return {str(v.version): v.tags["promotion"] for v in client.search_model_versions(f"name = '{name}'")}
+
+    assert tags() == {first["model_version"]: "champion", second["model_version"]: promotion.PENDING}
+    assert str(tracking.champion_version(settings).version) == first["model_version"]  # deferred: not moved yet
+    promotion.make_champion(settings, second["model_version"])
+    assert str(tracking.champion_version(settings).version) == second["model_version"]
+    assert tags() == {first["model_version"]: f"superseded by v{second['model_version']}",
+                      second["model_version"]: "champion"}
+    assert client.get_run(first["run_id"]).data.tags["promotion"] == f"superseded by v{second['model_version']}"
+    third = train.run(settings.with_overrides({"ml": {"promotion_silhouette_tolerance": 1.0}}),
+                      AS_OF + timedelta(days=14))
+    assert third["promoted"] and str(tracking.champion_version(settings).version) == third["model_version"]
+    assert [v for v, tag in tags().items() if tag == "champion"] == [third["model_version"]]
