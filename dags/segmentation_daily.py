@@ -9,7 +9,7 @@ The whole segmentation pipeline for one day (the run's logical date is the **as-
 | `gate_raw` | contract checks on the rows landed for the day; volume and amount median vs the trailing days, freshness, quarantine share, rejected/duplicate files (from the manifests) | `monitoring.gate_results`, `monitoring.ingest_profile`, Data Docs |
 | `dbt_build` | dbt staging -> intermediate -> marts (identity, orders, RFM) with dbt tests; marts into the audit schema | schema `marts_audit` |
 | `gate_marts` | every mart built, customers not empty (on `marts_audit`); keys, ranges and the reconciliation with the lake are dbt tests in `dbt_build` | |
-| `build_features` | dbt models tagged `features` (`marts_audit.customer_features`) | |
+| `build_features` | dbt models tagged `features`: lifetime (`customer_features`) and trailing-window (`customer_behaviour_features`) features, with their histories | schema `marts_audit` |
 | `gate_features` | one row per customer, features before any model reads them (on `marts_audit`) | |
 | `publish_marts` | write-audit-publish: swaps the audited marts into `marts` in one transaction (`seg/transform/wap.py`) | schema `marts` |
 | `drift_report` | PSI of today's features and segment mix vs the reference of the model live before today; decides none / warn / retrain | `reports/drift/<date>/`, `monitoring.drift_metrics` |

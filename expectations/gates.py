@@ -109,7 +109,7 @@ GATES: dict[str, Gate] = {
         suites=("mart__customers", "mart__customer_rfm", "mart__orders"),
     ),
     # features are built after the marts gate (dbt models tagged `features`) and checked before any model sees them
-    "features": Gate("features", suites=("mart__customer_features",)),
+    "features": Gate("features", suites=("mart__customer_features", "mart__customer_behaviour_features")),
     "segments": Gate("segments", suites=("segments__assignments",)),
 }
 

@@ -45,6 +45,8 @@ RELATIONS: tuple[Relation, ...] = (
     Relation("marts.customer_rfm_history", WAP, "one row per person and as-of date"),
     Relation("marts.customer_features", WAP, "one row per person"),
     Relation("marts.customer_features_history", WAP, "one row per person and as-of date"),
+    Relation("marts.customer_behaviour_features", WAP, "one row per person: trailing-window behaviour"),
+    Relation("marts.customer_behaviour_features_history", WAP, "one row per person and as-of date"),
     Relation("marts.identities", WAP, "one row per source identifier (customer id, email hash, anonymous id)"),
     # write-audit-publish records: which build each step wrote, which build each gate passed
     Relation("marts_audit._builds", WAP, "one row per build step into the audit schema (its current build id)"),

@@ -10,7 +10,8 @@ from seg.core.config import Settings
 from seg.core.contract import load_contract
 from seg.lake.landing import read_manifests
 
-MART_TABLES = ("customers", "orders", "sessions", "customer_rfm", "customer_features", "customer_segments",
+MART_TABLES = ("customers", "orders", "sessions", "customer_rfm", "customer_features",
+               "customer_behaviour_features", "customer_segments",
                "customer_segment_history", "segment_profiles")
 
 

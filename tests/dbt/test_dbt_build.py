@@ -40,8 +40,9 @@ def test_full_build_is_green_with_unit_and_data_tests(full_lake):
     assert core["by_resource_type"]["unit_test"]["pass"] >= 5
     assert core["by_resource_type"]["model"]["success"] >= 19
     assert core["by_resource_type"]["test"]["pass"] > 100
-    # the features step builds exactly the tagged models (customer_features + its history) and their tests
-    assert features["by_resource_type"]["model"] == {"success": 2}
+    # the features step builds exactly the tagged models (customer_features, customer_behaviour_features and
+    # their histories) and their tests
+    assert features["by_resource_type"]["model"] == {"success": 4}
 
 
 def test_layers_land_in_their_own_schemas(full_query):

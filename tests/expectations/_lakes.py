@@ -130,6 +130,8 @@ def build_marts(settings, *, skip: tuple[str, ...] = (), sql: tuple[str, ...] = 
             ('O0000000005', 'P2', 'completed', 30.0, 'EUR')) t(order_id, person_id, status, amount, currency)""",
         "customer_features": """create or replace table marts.customer_features as
             select person_id, 1.0 as frequency from marts.customers""",
+        "customer_behaviour_features": f"""create or replace table marts.customer_behaviour_features as
+            select person_id, DATE '{DAY.isoformat()}' as as_of_date, 0 as orders_30d from marts.customers""",
     }
     with warehouse.connect(settings) as con:
         con.execute("create schema if not exists marts")

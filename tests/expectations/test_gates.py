@@ -217,7 +217,8 @@ def test_features_gate_fails_a_customer_without_a_feature_row(lake):
     assert run_gate(lake, "marts", DAY).success
     with pytest.raises(GateFailed) as raised:  # features have their own gate, run after build_features
         run_gate(lake, "features", DAY)
-    assert failed(raised.value.result) == {("mart__customer_features", "row_count_matches"): "critical"}
+    assert failed(raised.value.result) == {("mart__customer_features", "row_count_matches"): "critical",
+                                           ("mart__customer_behaviour_features", "row_count_matches"): "critical"}
     assert row(raised.value.result, "mart__customer_features", "row_count_matches").sample_values == [
         {"feature_rows": 5, "customer_rows": 6}]
 
