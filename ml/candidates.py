@@ -2,7 +2,9 @@
 sample (`fit_candidates`), and the served nearest-centroid model (`centroid_model`).
 
 Families (each can be switched off with `enabled: false`):
-- `kmeans`: MiniBatchKMeans for every k in k_min..k_max on the whole fit sample.
+- `kmeans`: MiniBatchKMeans for every k in k_min..k_max on the whole fit sample. Its k with the best silhouette is
+  the plain baseline (MiniBatchKMeans, k by silhouette) whose number of segments is the floor of the selection
+  (`ml.selection.plain_baseline`, PLAIN_BASELINE_FAMILY).
 - `ward`: agglomerative Ward linkage on a seeded sub-sample of `ward.sample_size` rows (one linkage, cut at
   every k), the other rows go to the nearest cluster mean.
 - `gmm`: GaussianMixture (`gmm.covariance_type`) for every k on a sub-sample of `gmm.sample_size` rows.

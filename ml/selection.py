@@ -12,11 +12,20 @@ describe exactly what would be served:
   chosen one).
 
 Selection rule (`select`): eligible = every segment holds >= `min_segment_share` of the fit sample and there are
-at least 2 segments. Eligible candidates are ranked by the mean of their ranks in silhouette, Davies-Bouldin and
-Calinski-Harabasz (tied values share their average rank; ties in the mean go to the smaller k, then family order). Walking down that ranking, the first candidate
-whose stability is >= `selection.min_stability` wins. If none of the top N is stable enough, the best-ranked
-eligible baseline (BASELINE_FAMILIES: `rfm`) that is stable enough wins; failing that, the most stable of them
-all. If no candidate is eligible at all, the best mean rank overall wins. The reason says which case.
+at least 2 segments. The plain baseline (`plain_baseline`) is MiniBatchKMeans with k chosen by silhouette alone:
+the eligible `kmeans` candidate with the best silhouette. It sets the floor on the number of segments: only
+eligible candidates with at least as many segments as the baseline compete (the baseline among them). A coarser
+partition's indices are not comparable with a finer one's (silhouette and Davies-Bouldin tend to favour few
+segments), and ranking across k let over-coarse solutions win (issue #15: a 3-segment mixture, ARI 0.61, over the
+baseline's 6 segments, ARI 0.93, on a world with five planted groups; tests/ml/test_selection_generalises.py judges
+the rule on two generated worlds). Without an eligible `kmeans` candidate every eligible candidate competes.
+
+The competitors are ranked by the mean of their ranks in silhouette, Davies-Bouldin and Calinski-Harabasz (tied
+values share their average rank; ties in the mean go to the smaller k, then family order). Walking down that
+ranking, the first of the top `selection.stability_top_n` whose stability is >= `selection.min_stability` wins. If
+none of them is stable enough, the best-ranked competing baseline of BASELINE_FAMILIES (`rfm`) that is stable
+enough wins; failing that, the most stable of those tried. If no candidate is eligible at all, the best mean rank
+overall wins. The reason says which case, and names the plain baseline and the floor it set.
 
 `weaknesses(metrics, cfg)` lists, as sentences, where the chosen candidate misses a bar (stability below
 `selection.min_stability`, silhouette below `selection.min_silhouette`, a segment smaller than
@@ -37,6 +46,8 @@ from seg.core.config import MlSettings
 
 # Deterministic, explainable families tried when no top-ranked candidate is stable enough (see `select`).
 BASELINE_FAMILIES = ("rfm",)
+# The family of the plain baseline that anchors the choice: MiniBatchKMeans, its k chosen by silhouette alone.
+PLAIN_BASELINE_FAMILY = "kmeans"
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -133,6 +144,27 @@ def _order(pool: Sequence[Candidate]) -> list[Candidate]:
     return sorted(pool, key=lambda c: (c.metrics["mean_rank"], c.k, family_order.get(c.family, 99)))
 
 
+def plain_baseline(eligible: Sequence[Candidate]) -> Candidate | None:
+    """MiniBatchKMeans with k by silhouette: the eligible PLAIN_BASELINE_FAMILY candidate with the best silhouette
+    (ties: the smaller k); None when that family has no eligible candidate."""
+    own = [c for c in eligible if c.family == PLAIN_BASELINE_FAMILY]
+    if not own:
+        return None
+    return min(own, key=lambda c: (-np.nan_to_num(c.metrics["silhouette"], nan=-np.inf), c.k))
+
+
+def _floor(baseline: Candidate | None, eligible: Sequence[Candidate], competing: Sequence[Candidate]) -> str:
+    """The reason's closing clause: who competed, and the floor on k the plain baseline set."""
+    if baseline is None:
+        return f"; no eligible {PLAIN_BASELINE_FAMILY} candidate, so no plain baseline: every k competed"
+    coarser = len(eligible) - len(competing)
+    return (
+        f"; competing: the {len(competing)} eligible candidates with at least the {baseline.k} segments of the plain "
+        f"baseline {baseline.name} (MiniBatchKMeans, k by silhouette: {baseline.metrics['silhouette']:.3f})"
+        + (f", {coarser} coarser ones not" if coarser else "")
+    )
+
+
 def select(
     candidates: Iterable[Candidate],
     cfg: MlSettings,
@@ -160,14 +192,18 @@ def select(
             f"{best.name}: no candidate has every segment >= {min_share} of customers; fell back to the best mean "
             f"rank of silhouette/Davies-Bouldin/Calinski-Harabasz overall ({best.metrics['mean_rank']:.2f})"
         )
-    ranked = _order(eligible)
+    baseline = plain_baseline(eligible)
+    competing = eligible if baseline is None else [c for c in eligible if c.k >= baseline.k]
+    floor = _floor(baseline, eligible, competing)
+    ranked = _order(competing)
     shortlist = ranked[:top_n]
     for c in shortlist:
         if stab(c) >= min_stability:
             return c, (
-                f"{c.name}: best mean rank ({c.metrics['mean_rank']:.2f}) of silhouette/Davies-Bouldin/"
-                f"Calinski-Harabasz among {len(eligible)}/{len(pool)} candidates with every segment >= {min_share} "
-                f"and stability (bootstrap ARI) {c.metrics['stability']:.3f} >= {min_stability}"
+                f"{c.name}: {'the plain baseline itself: ' if c is baseline else ''}best mean rank "
+                f"({c.metrics['mean_rank']:.2f}) of silhouette/Davies-Bouldin/Calinski-Harabasz among "
+                f"{len(competing)}/{len(pool)} candidates with every segment >= {min_share} and stability "
+                f"(bootstrap ARI) {c.metrics['stability']:.3f} >= {min_stability}{floor}"
             )
     shortlisted = {id(c) for c in shortlist}
     baselines = [c for c in ranked if c.family in BASELINE_FAMILIES and id(c) not in shortlisted]
@@ -176,7 +212,7 @@ def select(
             return c, (
                 f"{c.name}: none of the top {len(shortlist)} eligible candidates reached stability {min_stability}; "
                 f"took the best-ranked stable baseline (mean rank {c.metrics['mean_rank']:.2f}, stability "
-                f"{c.metrics['stability']:.3f})"
+                f"{c.metrics['stability']:.3f}){floor}"
             )
     tried = [*shortlist, *baselines]
     best = max(tried, key=lambda c: np.nan_to_num(c.metrics["stability"], nan=-1.0))
@@ -184,6 +220,7 @@ def select(
         f"{best.name}: none of the top {len(shortlist)} eligible candidates"
         + (f" nor the {len(baselines)} baselines" if baselines else "")
         + f" reached stability {min_stability}; took the most stable of them ({best.metrics['stability']:.3f})"
+        + floor
     )
 
 

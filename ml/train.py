@@ -12,9 +12,9 @@
    winsorised at +-`ml.preprocessing.clip_z`, median imputation with missing indicators) once, then the candidate
    families of `ml.candidates` (MiniBatchKMeans and GaussianMixture per k, Ward on a sub-sample cut at every k,
    HDBSCAN with noise -> nearest cluster, the deterministic RFM-score baseline), scored by `ml.selection`.
-3. Selection (`ml.selection.select`): eligible = every segment >= `ml.min_segment_share`; mean rank of silhouette,
-   Davies-Bouldin and Calinski-Harabasz; the best whose bootstrap stability (ARI between refits) reaches
-   `ml.selection.min_stability`.
+3. Selection (`ml.selection.select`): eligible = every segment >= `ml.min_segment_share`; the plain baseline
+   (MiniBatchKMeans, k by silhouette) sets a floor on k; above it, mean rank of silhouette, Davies-Bouldin and
+   Calinski-Harabasz; the best whose bootstrap stability (ARI between refits) reaches `ml.selection.min_stability`.
 4. Stable ids (`ml.matching`): the champion and the new model both label the fit sample; clusters are matched to
    the champion's segment ids by Hungarian assignment on the overlap; new and vanished segments are explicit. The
    transition matrix (each sampled customer's last assigned segment -> new segment) and the share of customers who

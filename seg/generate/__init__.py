@@ -4,7 +4,9 @@
     summary = run(paths, customers=20_000, days=60, end=date(2025, 3, 1), seed=7,
                   drift_from=None, faults=["orders:null_ids:2025-02-10"])
 
-See docs/generator.md for personas, identities, truth files and faults.
+See docs/generator.md for personas, identities, truth files and faults. `profile="five_groups"` (params.profiles()
+lists them) generates a second, independently shaped world instead: other planted groups, fewer sources (see
+seg/generate/profiles/); the default profile is personas.yml.
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ from seg.core.config import Paths, write_deployment
 from seg.generate.day import DaySimulator
 from seg.generate.delivery import PARQUET_OPTIONS, WAITING_DAYS, Delivery, file_path
 from seg.generate.faults import FAULT_KINDS, Fault, parse_fault, validate_faults
-from seg.generate.params import PERSONAS_FILE, Params, load_params
+from seg.generate.params import DEFAULT_PROFILE, PERSONAS_FILE, Params, load_params, profile_file, profiles
 from seg.generate.population import build_world
 from seg.generate.truth import TruthAcc, identities_table, personas_table, triggers_table
 from seg.generate.world import World
 
-__all__ = ["run", "parse_fault", "Fault", "FAULT_KINDS", "file_path"]
+__all__ = ["run", "parse_fault", "Fault", "FAULT_KINDS", "file_path", "profiles"]
 
 GENERATOR_VERSION = 1
 # The synthetic shop as a deployment: its identifier formats and plausible maxima (the overlay), and its money in
@@ -78,6 +80,7 @@ class _Request:
     seed: int
     drift_from: dt.date | None
     faults: list[Fault]
+    profile: str = DEFAULT_PROFILE
 
 
 def _int_at_least(value, name: str, minimum: int) -> int:
@@ -87,7 +90,7 @@ def _int_at_least(value, name: str, minimum: int) -> int:
     return int(value)
 
 
-def _checked_request(customers, days, end, seed, drift_from, faults) -> _Request:
+def _checked_request(customers, days, end, seed, drift_from, faults, profile=DEFAULT_PROFILE) -> _Request:
     """The arguments of `run`, checked in this order (the first problem is the one reported)."""
     customers = _int_at_least(customers, "customers", 1)
     days = _int_at_least(days, "days", 1)
@@ -100,8 +103,13 @@ def _checked_request(customers, days, end, seed, drift_from, faults) -> _Request
         drift_from = _as_date(drift_from, "drift_from")
         if not start < drift_from <= end:
             raise ValueError(f"drift_from {drift_from} must be after the first day {start} and not after {end}")
+    checked = validate_faults(faults, start, end)
+    sources = load_params(profile=profile).sources  # an unknown profile raises here, naming the known ones
+    undelivered = sorted({f.source for f in checked} - set(sources))
+    if undelivered:
+        raise ValueError(f"profile {profile} delivers no {', '.join(undelivered)}: a fault there would never be met")
     return _Request(customers=customers, days=days, start=start, end=end, seed=seed, drift_from=drift_from,
-                    faults=validate_faults(faults, start, end))
+                    faults=checked, profile=profile)
 
 
 def _simulate_and_deliver(paths: Paths, req: _Request, sim: DaySimulator) -> Delivery:
@@ -109,7 +117,7 @@ def _simulate_and_deliver(paths: Paths, req: _Request, sim: DaySimulator) -> Del
     are written in the background meanwhile)."""
     paths.incoming.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seg-generate-writer") as pool:
-        delivery = Delivery(paths, req.faults, req.seed, pool)
+        delivery = Delivery(paths, req.faults, req.seed, pool, sim.w.params.sources)
         for d in range(req.days):
             day = req.start + dt.timedelta(days=d)
             # no reference to the day's tables stays here: once submitted only the writer's queue holds them,
@@ -153,6 +161,10 @@ def _generation_meta(req: _Request, params: Params, world: World, delivery: Deli
         "seed": req.seed, "drift_from": req.drift_from.isoformat() if req.drift_from else None,
         "faults": [str(f) for f in req.faults],
         "personas_file_sha256": hashlib.sha256(PERSONAS_FILE.read_bytes()).hexdigest(),
+        # only a non-default profile is recorded, so the default profile's truth stays as it always was
+        **({} if req.profile == DEFAULT_PROFILE else {
+            "profile": req.profile, "profile_file_sha256": hashlib.sha256(profile_file(req.profile).read_bytes()).hexdigest(),
+            "sources": list(params.sources)}),
         **_world_counts(world),
         "personas": persona_counts,
         "switched_personas": int((world.persona_after >= 0).sum()),
@@ -175,12 +187,14 @@ def _summary(req: _Request, world: World, delivery: Delivery, trig_counts: dict[
 
 
 def run(paths: Paths, *, customers: int, days: int, end: dt.date, seed: int,
-        drift_from: dt.date | None = None, faults=()) -> dict:
+        drift_from: dt.date | None = None, faults=(), profile: str = DEFAULT_PROFILE) -> dict:
     """Generate `days` days ending on `end` (inclusive) for `customers` people into paths.incoming, and the
-    truth into paths.truth. Returns a summary (rows per source, files written, seconds, ...)."""
+    truth into paths.truth. Returns a summary (rows per source, files written, seconds, ...). `profile` picks the
+    world (DEFAULT_PROFILE: personas.yml; see params.profiles()); truth/personas.parquet holds every person's
+    planted persona (a profile's group) either way."""
     t0 = time.perf_counter()
-    req = _checked_request(customers, days, end, seed, drift_from, faults)
-    params = load_params()
+    req = _checked_request(customers, days, end, seed, drift_from, faults, profile)
+    params = load_params(profile=req.profile)
     # the population has its own stream (the days draw from [seed, 1, day], faults from [seed, 2, fault])
     pop_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([req.seed, 0])))
     world = build_world(params, pop_rng, customers=req.customers, days=req.days, end=req.end,

@@ -43,18 +43,20 @@ class _Job(NamedTuple):
 
 
 class Delivery:
-    """Writes days of tables into paths.incoming with `pool` (one worker), applying the faults of each file.
+    """Writes days of tables of `sources` into paths.incoming with `pool` (one worker), applying the faults of each
+    file.
 
     Afterwards: `rows` (written per source, fault copies included), `generated` (per source, before faults),
     `files` (relative paths written) and `fault_records` (one per fault, in the order they were met)."""
 
-    def __init__(self, paths: Paths, faults: list[Fault], seed: int, pool: ThreadPoolExecutor):
-        self.paths, self.seed, self.pool = paths, seed, pool
+    def __init__(self, paths: Paths, faults: list[Fault], seed: int, pool: ThreadPoolExecutor,
+                 sources: tuple[str, ...] = SOURCES):
+        self.paths, self.seed, self.pool, self.sources = paths, seed, pool, tuple(sources)
         self.by_file: dict[tuple[str, dt.date], list[Fault]] = defaultdict(list)
         for f in faults:
             self.by_file[(f.source, f.day)].append(f)
-        self.rows = {s: 0 for s in SOURCES}
-        self.generated = {s: 0 for s in SOURCES}
+        self.rows = {s: 0 for s in self.sources}
+        self.generated = {s: 0 for s in self.sources}
         self.files: list[str] = []
         self.fault_records: list[dict] = []
         self._pending: deque[_Job] = deque()
@@ -63,13 +65,13 @@ class Delivery:
         return p.relative_to(self.paths.incoming).as_posix()
 
     def submit_day(self, day: dt.date, tables: dict[str, pa.Table]) -> None:
-        """Hand one day's tables (every source) to the writer."""
-        for source in SOURCES:
+        """Hand one day's tables (every delivered source; a profile may deliver fewer) to the writer."""
+        for source in self.sources:
             self._submit(source, day, tables[source])
 
     def collect(self, keep_days: int = 0) -> None:
         """Wait for the oldest files until at most `keep_days` days of tables are queued (0: all written)."""
-        while len(self._pending) > keep_days * len(SOURCES):
+        while len(self._pending) > keep_days * len(self.sources):
             self._collect(self._pending.popleft())
 
     def _submit(self, source: str, day: dt.date, table: pa.Table) -> None:

@@ -1,4 +1,10 @@
-"""personas.yml -> numpy parameter tables indexed by persona code."""
+"""personas.yml (or a profile over it) -> numpy parameter tables indexed by persona code.
+
+A profile is a second, independently shaped world of the same generator: a YAML file in profiles/ whose top-level
+sections replace those of personas.yml (at least `personas`, usually `drift` too), plus `sources:`, the contract
+sources it delivers (default: all). Its `persona_defaults:` section, if any, gives every persona the parameters it
+does not set itself. The default profile is personas.yml alone.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,11 @@ from typing import Any
 import numpy as np
 import yaml
 
+from seg.core.contract import SOURCES
+
 PERSONAS_FILE = Path(__file__).with_name("personas.yml")
+PROFILES_DIR = Path(__file__).with_name("profiles")
+DEFAULT_PROFILE = "default"
 
 DEVICE_TYPES = ("desktop", "mobile", "tablet")
 CHANNELS = ("web", "app", "store")
@@ -57,6 +67,8 @@ class Params:
     lapse_lo: np.ndarray
     lapse_hi: np.ndarray
     drift_targets: np.ndarray              # [n_personas, n_personas] transition weights (rows sum to 1 or 0)
+    sources: tuple[str, ...] = SOURCES     # the contract sources delivered (a profile may deliver fewer)
+    profile: str = DEFAULT_PROFILE
 
     def code(self, name: str) -> int:
         return self.names.index(name)
@@ -80,13 +92,45 @@ def _hours(spec: dict) -> np.ndarray:
     return _cdf(list(w))
 
 
+def profiles() -> tuple[str, ...]:
+    """The profile names: `default` (personas.yml) and one per profiles/<name>.yml."""
+    return (DEFAULT_PROFILE, *sorted(p.stem for p in PROFILES_DIR.glob("*.yml")))
+
+
+def profile_file(profile: str) -> Path:
+    """The YAML file of a profile (personas.yml for the default); ValueError naming the known ones otherwise."""
+    if profile == DEFAULT_PROFILE:
+        return PERSONAS_FILE
+    if not isinstance(profile, str) or profile not in profiles():
+        raise ValueError(f"unknown generator profile {profile!r}: one of {', '.join(profiles())}")
+    return PROFILES_DIR / f"{profile}.yml"
+
+
+def _profile_raw(base: dict[str, Any], profile: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """personas.yml with the profile's sections in place of its own, and the profile's sources."""
+    over = yaml.safe_load(profile_file(profile).read_text()) or {}
+    sources = tuple(over.pop("sources", SOURCES))
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown or not sources:
+        raise ValueError(f"profile {profile}: sources must be some of {', '.join(SOURCES)}, got {list(sources)}")
+    defaults = over.pop("persona_defaults", {}) or {}
+    raw = {**base, **over}
+    raw["personas"] = {name: {**defaults, **spec} for name, spec in over["personas"].items()}
+    return raw, tuple(s for s in SOURCES if s in sources)
+
+
 @lru_cache(maxsize=4)
-def load_params(path: str | None = None) -> Params:
+def load_params(path: str | None = None, profile: str = DEFAULT_PROFILE) -> Params:
     raw = yaml.safe_load(Path(path or PERSONAS_FILE).read_text())
+    sources = SOURCES
+    if profile != DEFAULT_PROFILE:
+        raw, sources = _profile_raw(raw, profile)
     personas = raw["personas"]
     names = tuple(personas)
-    if len(names) < 6:
+    if profile == DEFAULT_PROFILE and len(names) < 6:
         raise ValueError("personas.yml needs at least 6 personas")
+    if len(names) < 2:
+        raise ValueError(f"profile {profile} needs at least 2 personas")
     categories = tuple(raw["catalogue"]["categories"])
     scalar = {}
     for key in SCALARS:
@@ -134,6 +178,8 @@ def load_params(path: str | None = None) -> Params:
         lapse_lo=np.array([int((personas[p].get("lapse_days_before_end") or [0, 0])[0]) for p in names]),
         lapse_hi=np.array([int((personas[p].get("lapse_days_before_end") or [0, 0])[1]) for p in names]),
         drift_targets=drift,
+        sources=sources,
+        profile=profile,
     )
 
 

@@ -1,6 +1,7 @@
 """The `seg` command: a thin face over the package's functions (the DAG tasks are another).
 
     seg generate --customers N --days D --end YYYY-MM-DD --seed S [--drift-from DATE] [--fault SRC:KIND:DATE ...]
+                 [--profile NAME]
     seg import FILE --mapping MAPPING.yml [--date YYYY-MM-DD]
     seg land [--date YYYY-MM-DD]          land incoming files without Airflow (debugging)
     seg run --date YYYY-MM-DD [--days N]  run the daily DAG through Airflow for DATE (or N days ending at DATE)
@@ -50,7 +51,7 @@ def cmd_generate(args) -> int:
     settings = config.load()
     start = time.monotonic()
     summary = run(settings.paths, customers=args.customers, days=args.days, end=args.end, seed=args.seed,
-                  drift_from=args.drift_from, faults=args.fault or [])
+                  drift_from=args.drift_from, faults=args.fault or [], profile=args.profile)
     print(json.dumps(summary, indent=2, default=str))
     print(f"generated into {settings.paths.incoming} in {time.monotonic() - start:.1f} s (truth: {settings.paths.truth})")
     return 0
@@ -207,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fault", action="append", metavar="SOURCE:KIND:YYYY-MM-DD",
                    help="inject a fault (repeatable); KIND: duplicate_file, truncated_file, missing_column, "
                         "unknown_event_type, null_ids, negative_amounts, future_timestamps, wrong_units, volume_drop")
+    p.add_argument("--profile", default="default",
+                   help="generator profile: default (personas.yml) or a second world of seg/generate/profiles/ "
+                        "(five_groups)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("import", help="turn your own export into contract files in incoming/ via a mapping YAML")

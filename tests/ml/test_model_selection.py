@@ -43,10 +43,14 @@ def test_best_mean_rank_among_candidates_with_large_enough_segments_wins():
     assert "kmeans_k5" in reason
 
 
-def test_mean_rank_combines_silhouette_davies_bouldin_and_calinski_harabasz():
-    # k=7 has the best silhouette only; k=6 is best on Davies-Bouldin and Calinski-Harabasz
+def test_the_plain_baseline_sets_the_floor_and_mean_rank_decides_above_it():
+    # k=7 has the best silhouette (the plain baseline); k=6 is better on Davies-Bouldin and Calinski-Harabasz but
+    # coarser than the baseline, so it does not compete (rank averaging made over-coarse solutions win, #15)
     pool = [_candidate(6, 0.39, 0.1, dbi=1.0, chi=3400), _candidate(7, 0.41, 0.1, dbi=1.1, chi=3000)]
-    assert select(pool, CFG)[0].k == 6
+    assert select(pool, CFG)[0].k == 7
+    # a finer candidate of another family competes, and mean rank of the three indices decides among them
+    pool.append(_candidate(8, 0.42, 0.1, dbi=1.05, chi=3100, family="ward"))
+    assert select(pool, CFG)[0].name == "ward_k8"
 
 
 def test_an_unstable_candidate_is_passed_over_for_the_next_stable_one():
