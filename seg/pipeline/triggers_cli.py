@@ -54,10 +54,13 @@ def main(args) -> int:
             print(f"seg triggers run: {exc}", file=sys.stderr)
             return 1
     if args.triggers_command == "show":
-        from seg.core.warehouse import connect
+        from seg.core.warehouse import connect, table_exists
         from seg.triggers.tables import CURRENT
 
         with connect(settings, read_only=True) as con:
+            if not table_exists(con, *CURRENT.split(".")):
+                raise RuntimeError(f"{CURRENT} does not exist in {settings.paths.warehouse} yet: no trigger "
+                                   "micro-batch has run; run `seg triggers run --at YYYY-MM-DDTHH:MM` first")
             where = "where trigger = ?" if args.trigger else ""
             rows = con.execute(f"select trigger, member_key, entered_at, expires_at, evidence from {CURRENT} "
                                f"{where} order by entered_at desc limit {int(args.limit)}",

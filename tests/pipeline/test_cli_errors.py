@@ -21,6 +21,20 @@ def test_a_user_error_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys,
     assert message in err and "Traceback" not in err
 
 
+def test_triggers_show_before_the_first_micro_batch_says_what_to_run(tmp_path, monkeypatch, capsys):
+    """A warehouse the daily run made, but no trigger run yet: one line saying what to run (#17: it was a DuckDB
+    traceback)."""
+    import duckdb
+
+    monkeypatch.setenv("SEG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("SEG_DEBUG", raising=False)
+    (tmp_path / "data").mkdir()
+    duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb")).execute("create schema marts").close()
+    assert cli.main(["triggers", "show"]) == 2
+    err = capsys.readouterr().err
+    assert "no trigger micro-batch has run; run `seg triggers run --at" in err and "Traceback" not in err
+
+
 def test_bench_scales_are_checked_by_the_parser(capsys):
     with pytest.raises(SystemExit) as raised:
         cli.main(["bench", "--scales", "abc"])
