@@ -42,3 +42,15 @@ def dagbag(tmp_path_factory):
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
     assert bag.import_errors == {}
     return bag
+
+
+@pytest.fixture(scope="session")
+def demo_lake(tmp_path_factory):
+    """The demo's generated files (`make demo`'s generate step, parameters from the Makefile: tests/demo.py)."""
+    from seg.generate import run as generate
+    from tests.demo import demo
+
+    d = demo()
+    paths = config.load(tmp_path_factory.mktemp("demo") / "data").paths
+    generate(paths, customers=d.customers, days=d.days, end=d.end, seed=d.seed)
+    return paths

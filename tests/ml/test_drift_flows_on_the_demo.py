@@ -2,7 +2,7 @@
 ask for a retrain on the demo's second and third day (issue #15's bar "make demo decides no retrain on its second
 and third day").
 
-The demo's data (the Makefile's `make demo`: its customers, days, end date and seed, read from the Makefile so the
+The demo's data (fixture `demo_lake`: `make demo`'s generate step, its parameters read from the Makefile so the
 test follows it) is generated, `marts.orders` is made from the order files delivered up to each day, as the lake
 holds them that day, the flow reference is built as training builds it on the demo's first day, and
 `ml.drift.measure.flows` + `ml.drift.rules.decide` judge the next two days. The amounts and channels are the files'
@@ -16,39 +16,16 @@ the last test keeps as the negative control (it fails if the signal stops seeing
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import duckdb
-import pytest
 
 from ml.drift import measure, rules
 from ml.drift.reference import build_flow_reference, read_orders
 from seg.core import config
-from seg.core.paths import REPO_ROOT
-from seg.generate import run as generate
+from tests.demo import demo
 
-
-def _demo() -> dict[str, str]:
-    """The demo's generate + run parameters, as the Makefile has them."""
-    text = (REPO_ROOT / "Makefile").read_text()
-    made = dict(re.findall(r"^(DEMO_[A-Z]+) \?= (\S+)$", text, re.MULTILINE))
-    line = next(line for line in text.splitlines() if " generate " in line and "DEMO_CUSTOMERS" in line)
-    made["GEN_DAYS"] = re.search(r"--days (\d+)", line).group(1)
-    made["SEED"] = re.search(r"--seed (\d+)", line).group(1)
-    return made
-
-
-DEMO = _demo()
-END = dt.date.fromisoformat(DEMO["DEMO_END"])
-FIRST = END - dt.timedelta(days=int(DEMO["DEMO_DAYS"]) - 1)  # the demo's first day: no champion, it trains
-
-
-@pytest.fixture(scope="module")
-def demo_lake(tmp_path_factory):
-    paths = config.load(tmp_path_factory.mktemp("demo_flows") / "data").paths
-    generate(paths, customers=int(DEMO["DEMO_CUSTOMERS"]), days=int(DEMO["GEN_DAYS"]), end=END,
-             seed=int(DEMO["SEED"]))
-    return paths
+DEMO = demo()
+FIRST = DEMO.first_run_day  # the demo's first day: no champion, it trains
 
 
 def _warehouse_of(paths: config.Paths, day: dt.date) -> duckdb.DuckDBPyConnection:
