@@ -62,17 +62,49 @@ def print_summary(settings: Settings) -> None:
                     print(f"  {seg_id:>3}  {n:>9,}  {n / total:6.1%}  {name}")
         except duckdb.CatalogException:
             pass
+        _print_latest_day(con)
     finally:
         con.close()
     _print_champion(settings)
     drift = sorted(paths.reports.glob("drift/*/drift_report.html"))
     docs = paths.reports / "data_docs" / "index.html"
     print("\nwhere to look next:")
-    print(f"  warehouse (DuckDB):  duckdb {paths.warehouse}   e.g. select * from marts.customer_segments limit 10")
+    # the duckdb CLI is not part of the project: the venv's Python has the duckdb module
+    print(f"  warehouse (DuckDB):  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{paths.warehouse}', "
+          "read_only=True).sql('select * from marts.customer_segments limit 10'))\"")
     print("  Airflow + MLflow UI: make ui")
     print(f"  Data Docs (GX):      {docs if docs.exists() else '(not built yet)'}")
     print(f"  drift report:        {drift[-1] if drift else '(none yet)'}")
     print(f"  quarantine:          {paths.quarantine}   manifests: {paths.manifests}")
+
+
+def _print_latest_day(con: duckdb.DuckDBPyConnection) -> None:
+    """The last as-of date's drift decision (with its reasons) and the checks that failed that day, by severity:
+    what a person asks first after a run (a warning does not stop the run, so it is easy to miss)."""
+    try:
+        day, decision, reasons = con.execute(
+            "select as_of_date, decision, reasons from monitoring.drift_decisions order by as_of_date desc limit 1"
+        ).fetchone() or (None, None, None)
+    except duckdb.CatalogException:
+        day = None
+    if day is not None:
+        print(f"\ndrift on {day}: {decision} ({reasons})")
+    try:
+        latest = con.execute("select max(as_of_date) from monitoring.gate_results").fetchone()[0]
+        failed = con.execute(
+            "select gate, suite, expectation, severity, unexpected_count, observed_value from monitoring.gate_results "
+            "where as_of_date = ? and not success order by severity, gate, suite, expectation", [latest]).fetchall()
+    except duckdb.CatalogException:
+        return
+    if latest is None:
+        return
+    if not failed:
+        print(f"gates on {latest}: every check passed")
+        return
+    print(f"gates on {latest}: {len(failed)} check(s) failed (reports/gx/{latest}/<gate>.json, Data Docs):")
+    for gate, suite, expectation, severity, unexpected, observed in failed:
+        detail = f"{unexpected} unexpected" if unexpected else f"observed {observed}"
+        print(f"  {severity:<8} {gate}: {suite}.{expectation} ({detail})")
 
 
 def _print_champion(settings: Settings) -> None:
