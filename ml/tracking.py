@@ -50,6 +50,7 @@ MODEL_REQUIREMENTS = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "sko
 
 
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+NO_PROGRESS_BAR = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
 def client(settings: Settings) -> MlflowClient:
@@ -195,7 +196,8 @@ def load_version(settings: Settings, version: ModelVersion) -> LoadedModel:
     segment_names.json; raises UntrustedModelError for a version the loader refuses."""
     client(settings)
     name = settings.ml.registered_model_name
-    with tempfile.TemporaryDirectory(prefix="seg-model-") as tmp:
+    # no progress bar: a model is a few small files, and the bar filled every task log and `seg explain` (#17)
+    with tempfile.TemporaryDirectory(prefix="seg-model-") as tmp, environment.setting(NO_PROGRESS_BAR):
         local = Path(
             mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version.version}", dst_path=tmp)
         )

@@ -152,8 +152,9 @@ def test_a_champion_that_is_not_a_pipeline_is_refused(settings, tmp_path):
         tracking.load_champion(settings)
 
 
-def test_our_logged_pipeline_loads_with_the_trusted_type_list_and_predicts_the_same(settings, tmp_path):
-    """The pipeline train.py logs (log1p + clip + scaling + imputation + centroid KMeans) passes the loader."""
+def test_our_logged_pipeline_loads_with_the_trusted_type_list_and_predicts_the_same(settings, tmp_path, capfd):
+    """The pipeline train.py logs (log1p + clip + scaling + imputation + centroid KMeans) passes the loader, without
+    MLflow's download progress bar (it filled every task log and `seg explain`'s output)."""
     frame, _ = planted_blobs(600, 3)
     x_frame = frame[BLOB_FEATURES]
     preprocess = features.build_preprocessor(BLOB_FEATURES, ["frequency", "monetary"], clip_z=4.0)
@@ -169,8 +170,10 @@ def test_our_logged_pipeline_loads_with_the_trusted_type_list_and_predicts_the_s
         settings.ml.registered_model_name, tracking.CHAMPION, info.registered_model_version
     )
 
+    capfd.readouterr()
     loaded = tracking.load_champion(settings)
 
+    assert "Downloading artifacts" not in capfd.readouterr().err
     assert loaded.version == str(info.registered_model_version)
     assert isinstance(loaded.pipeline, Pipeline)
     np.testing.assert_array_equal(loaded.pipeline.predict(x_frame), pipeline.predict(x_frame))
