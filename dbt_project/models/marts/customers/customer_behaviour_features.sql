@@ -49,12 +49,7 @@ sources as (
 
 availability as (
 
-    select
-        coalesce(bool_or(source_name = 'orders' and is_available), false) as has_orders,
-        coalesce(bool_or(source_name = 'order_items' and is_available), false) as has_order_items,
-        coalesce(bool_or(source_name = 'events' and is_available), false) as has_events,
-        coalesce(bool_or(source_name = 'store_visits' and is_available), false) as has_store_visits
-    from sources
+    {{ source_availability('sources', ['orders', 'order_items', 'events', 'store_visits']) }}
 
 ),
 
