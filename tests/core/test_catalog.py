@@ -57,15 +57,20 @@ def _constants(tree: ast.Module) -> dict[str, str]:
     return constants
 
 
-def writes(path: Path) -> set[str]:
+def _relations(path: Path, pattern: re.Pattern[str]) -> set[str]:
+    """The relations `pattern` (group 1) finds in the module's strings, constants filled in."""
     tree = ast.parse(path.read_text())
     constants = _constants(tree)
     found = set()
     for node in ast.walk(tree):
         text = _text(node, constants)
         if text:
-            found |= {m.group(1).lower() for m in WRITE.finditer(text) if UNKNOWN not in m.group(1)}
+            found |= {m.group(1).lower() for m in pattern.finditer(text) if UNKNOWN not in m.group(1)}
     return found
+
+
+def writes(path: Path) -> set[str]:
+    return _relations(path, WRITE)
 
 
 def _written() -> dict[str, set[str]]:
@@ -122,14 +127,7 @@ WAREHOUSE_SCHEMAS = OWNED_SCHEMAS | {"staging", "intermediate", "marts_audit", "
 
 
 def reads(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    constants = _constants(tree)
-    found = set()
-    for node in ast.walk(tree):
-        text = _text(node, constants)
-        if text:
-            found |= {m.group(1).lower() for m in READ.finditer(text) if UNKNOWN not in m.group(1)}
-    return {r for r in found if r.split(".")[0] in WAREHOUSE_SCHEMAS}
+    return {r for r in _relations(path, READ) if r.split(".")[0] in WAREHOUSE_SCHEMAS}
 
 
 def test_the_trigger_micro_batch_reads_only_gated_published_relations():
