@@ -40,6 +40,7 @@ from great_expectations.checkpoint import UpdateDataDocsAction
 from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
+from expectations import data_docs
 from expectations import duckdb_compat as compat
 from expectations.suites._base import GateContext, Policy, Target
 from expectations.suites._contract import LINEAGE_COLUMNS, source_files
@@ -51,7 +52,7 @@ from seg.core.contract import DUCKDB_TYPES, SOURCES, load_contract
 log = logging.getLogger(__name__)
 
 DATASOURCE = "warehouse"
-DOCS_SITE = "seg_data_docs"
+DOCS_SITE = data_docs.SITE
 RESULTS_TABLE = "monitoring.gate_results"
 SQL_EXPECTATION = "unexpected_rows_expectation"
 
@@ -236,6 +237,7 @@ def run_gate(settings: Settings, gate: str, as_of_date: dt.date | str, *, schema
         validations, docs_index = _validate(ctx, runnable)
         rows = _missing_rows(ctx, plans) + _rows(ctx, runnable, validations)
         _add_sql_samples(ctx, runnable, rows)
+        data_docs.publish(ctx, validations, rows)  # severity and values seen in the pages; assets served locally
 
         critical = sum(1 for r in rows if not r.success and r.severity == "critical")
         warnings = sum(1 for r in rows if not r.success and r.severity == "warning")

@@ -227,6 +227,14 @@ where today.as_of_date = {ctx.date_literal} and today.ingest_date = {ctx.date_li
     return Target(query=query, requires=(profile,))
 
 
+def _hours(by_source: dict[str, Any]) -> str:
+    """freshness_hours in words: '36 hours', or per source when they differ."""
+    values = {s: h for s, h in by_source.items() if h is not None}
+    if len(set(values.values())) == 1:
+        return f"{next(iter(values.values())):g} hours"
+    return ", ".join(f"{s} {h:g} h" for s, h in sorted(values.items()))
+
+
 def _check(b: SuiteBuilder, check: str, where: str, columns: str, description: str, expectation_type: str) -> None:
     b.add(check, gxe.UnexpectedRowsExpectation(
         unexpected_rows_query=f"select source, {columns} from {{batch}} where {where}", description=description),
@@ -244,7 +252,8 @@ def build_suite(ctx: GateContext) -> gx.ExpectationSuite:
            f"rows landed within [{low}, {high}] x the median of the previous {_t(ctx, 'history_days')} ingest dates",
            "expect_daily_volume_to_be_within_trailing_band")
     timed = {name for name, source in load_contract().sources.items() if source.timestamp}  # order_items has none
-    hours = _case({s: h for s, h in _per_source(ctx, "freshness_hours").items() if s in timed})
+    max_age = {s: h for s, h in _per_source(ctx, "freshness_hours").items() if s in timed}
+    hours = _case(max_age)
     end = ctx.day_end.isoformat(sep=" ")
     # a source that never delivered is noted (and skipped) by its contract suite; one that stopped is stale
     delivered = ", ".join(f"'{s}'" for s in sorted(timed) if source_files(ctx, s)) or "null"
@@ -252,7 +261,7 @@ def build_suite(ctx: GateContext) -> gx.ExpectationSuite:
            f"source in ({delivered}) and {hours} is not null and "
            f"(newest_at is null or newest_at < timestamp '{end}' - to_hours(cast({hours} as bigint)))",
            f"newest_at, {hours} as max_age_hours",
-           f"newest timestamp landed is at most freshness_hours old at {end}",
+           f"newest timestamp landed is recent at {end}: at most {_hours(max_age)} old (freshness_hours)",
            "expect_newest_timestamp_to_be_recent")
     warn, crit = float(_t(ctx, "quarantine_warning")), float(_t(ctx, "quarantine_critical"))
     shares = "rows_in, rows_quarantined, late_rows_in, late_rows_quarantined, round(quarantine_share, 4) as quarantine_share"
