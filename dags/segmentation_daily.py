@@ -12,18 +12,19 @@ The whole segmentation pipeline for one day (the run's logical date is the **as-
 | `build_features` | dbt models tagged `features`: lifetime (`customer_features`) and trailing-window (`customer_behaviour_features`) features, with their histories | schema `marts_audit` |
 | `gate_features` | one row per customer, features before any model reads them (on `marts_audit`) | |
 | `publish_marts` | write-audit-publish: swaps the audited marts into `marts` in one transaction (`seg/transform/wap.py`) | schema `marts` |
-| `drift_report` | PSI of today's features and segment mix vs the reference of the model live before today; decides none / warn / retrain | `reports/drift/<date>/`, `monitoring.drift_metrics` |
+| *per lens* | the steps below run in one task group per segmentation (`profile.…`, `behaviour.…`, config `lenses:`), on the lens's features, model and drift policy; one lens's failure leaves the others' results | |
+| `drift_report` | PSI of today's features and segment mix vs the reference of the model live before today; decides none / warn / retrain | `reports/drift/<date>/<lens>/`, `monitoring.drift_metrics` |
 | `choose_model` | trains on the configured weekdays, when no champion exists, or when drift asks for it; else reuses the champion | |
 | `train` / `load_champion` | scikit-learn model selection tracked in MLflow (a winner is marked to become champion), or the model to reuse | MLflow run + registry, `ml_stage.model_choice` |
 | `assign` | every person gets a segment from the chosen model | `ml_stage.customer_assignments` |
 | `gate_segments` | every person assigned exactly once, segment sizes | |
 | `promote` | a new version that won promotion takes the alias `champion` (only now: its segments passed the gate) | MLflow registry |
-| `publish` | swaps audited assignments into the marts | `marts.customer_segments`, `marts.customer_segment_history` |
+| `publish` | swaps the lens's audited assignments into the marts | `marts.customer_segments`, `marts.customer_segment_history` |
 
 Tasks are thin calls into `seg.pipeline.daily`; a failed gate fails its task (no retry) and nothing downstream runs,
 so the previously published marts and segments stay in place: dbt writes the marts only into `marts_audit`,
 and the models (drift, train, assign) read the published `marts` after `publish_marts`. DuckDB has one writer:
-one active run, and the tasks are chained.
+one active run, the day's tasks are chained, and the lenses' groups take turns through the one-slot warehouse pool.
 
 A run for an older date than the published one (a backfill or a repaired day) writes that date's history and
 leaves the current marts, segments and champion alone; it assigns with the model that was live on the date
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import Asset, TaskGroup, dag, task
 
 # both light at import (a YAML read, no duckdb/pandas): DAG parsing stays cheap
 from seg.core import config
@@ -50,14 +51,17 @@ _POOL = _SETTINGS.airflow.warehouse_pool
 _START = dag_support.start_date(_SETTINGS)
 
 
-def _run(stage, *args, ds: str):
-    """Run one stage function of seg.pipeline.daily for the run's date; a failed quality gate fails the task
-    without retry (a verdict on the data). Tasks import seg.pipeline.daily in their body: parsing stays cheap."""
+def _run(stage, *args, ds: str, lens: str | None = None):
+    """Run one stage function of seg.pipeline.daily for the run's date (on lens `lens`'s settings for the model
+    steps); a failed quality gate fails the task without retry (a verdict on the data). Tasks import
+    seg.pipeline.daily in their body: parsing stays cheap."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from seg.pipeline import daily
 
     settings, as_of = config.load(), dt.date.fromisoformat(ds)
+    if lens is not None:
+        settings = settings.for_lens(lens)
     try:
         return daily.run_stage(stage, settings, *args, as_of_date=as_of)
     except Exception as exc:
@@ -123,54 +127,54 @@ def segmentation_daily():
         return _run(daily.publish_marts, ds=ds)
 
     @task
-    def drift_report(ds: str | None = None) -> dict:
+    def drift_report(lens: str, ds: str | None = None) -> dict:
         from seg.pipeline import daily
 
-        return _run(daily.drift_report, ds=ds)
+        return _run(daily.drift_report, ds=ds, lens=lens)
 
     @task.branch
-    def choose_model(drift: dict, ds: str | None = None) -> str:
+    def choose_model(lens: str, drift: dict, ds: str | None = None) -> str:
         from seg.pipeline import daily
 
-        train_now, reason = _run(daily.should_train, drift.get("decision"), ds=ds)
-        print(f"train={train_now}: {reason}")
-        return "train" if train_now else "load_champion"
+        train_now, reason = _run(daily.should_train, drift.get("decision"), ds=ds, lens=lens)
+        print(f"{lens}: train={train_now}: {reason}")
+        return f"{lens}.train" if train_now else f"{lens}.load_champion"
 
     @task
-    def train(ds: str | None = None) -> dict:
+    def train(lens: str, ds: str | None = None) -> dict:
         from seg.pipeline import daily
 
-        return _run(daily.train, ds=ds)
+        return _run(daily.train, ds=ds, lens=lens)
 
     @task
-    def load_champion(ds: str | None = None) -> dict:
+    def load_champion(lens: str, ds: str | None = None) -> dict:
         from seg.pipeline import daily
 
-        return _run(daily.load_champion, ds=ds)
+        return _run(daily.load_champion, ds=ds, lens=lens)
 
     @task(trigger_rule="none_failed_min_one_success")
-    def assign(ds: str | None = None) -> dict:
+    def assign(lens: str, ds: str | None = None) -> dict:
         from seg.pipeline import daily
 
-        return _run(daily.assign, ds=ds)
+        return _run(daily.assign, ds=ds, lens=lens)
 
     @task
-    def gate_segments(ds: str | None = None) -> dict:
+    def gate_segments(lens: str, ds: str | None = None) -> dict:
         from seg.pipeline import daily
 
-        return _run(daily.gate, "segments", ds=ds)
+        return _run(daily.gate, "segments", ds=ds, lens=lens)
 
     @task
-    def promote(ds: str | None = None) -> dict:
+    def promote(lens: str, ds: str | None = None) -> dict:
         from seg.pipeline import daily
 
-        return _run(daily.promote, ds=ds)
+        return _run(daily.promote, ds=ds, lens=lens)
 
     @task(outlets=[SEGMENTS_ASSET])
-    def publish(ds: str | None = None) -> dict:
+    def publish(lens: str, ds: str | None = None) -> dict:
         from seg.pipeline import daily
 
-        return _run(daily.publish, ds=ds)
+        return _run(daily.publish, ds=ds, lens=lens)
 
     # Landing tasks write separate files (no shared DuckDB), but run one after another: two cores.
     landed = [land.override(task_id=f"land_{source}")(source) for source in SOURCES]
@@ -180,12 +184,17 @@ def segmentation_daily():
     landed[-1] >> raw_ok
     features = build_features()
     raw_ok >> dbt_build() >> gate_marts() >> features
-    drift = drift_report()
-    features >> gate_features() >> publish_marts() >> drift
-    branch = choose_model(drift)
-    assigned = assign()
-    branch >> [train(), load_champion()] >> assigned
-    assigned >> gate_segments() >> promote() >> publish()
+    marts = publish_marts()
+    features >> gate_features() >> marts
+    # one group per lens after the marts; the groups do not wait for each other (the pool serialises the writers)
+    for lens in _SETTINGS.lenses:
+        with TaskGroup(group_id=lens, tooltip=_SETTINGS.for_lens(lens).lens_settings.description):
+            drift = drift_report(lens)
+            marts >> drift
+            branch = choose_model(lens, drift)
+            assigned = assign(lens)
+            branch >> [train(lens), load_champion(lens)] >> assigned
+            assigned >> gate_segments(lens) >> promote(lens) >> publish(lens)
 
 
 segmentation_daily()

@@ -93,6 +93,11 @@ class Gate:
     suites: tuple[str, ...]                  # modules under expectations.suites
     prepare: tuple[Prepare, ...] = ()        # run with a read-write warehouse connection before validating
     index_columns: tuple[str, ...] = ()      # identify a failing row in every batch of this gate
+    per_lens: bool = False                   # run once per segmentation: recorded as `<name>.<lens>`
+
+    def label(self, settings: Settings) -> str:
+        """The name results are recorded under (monitoring.gate_results, reports/gx, Data Docs runs)."""
+        return f"{self.name}.{settings.lens}" if self.per_lens else self.name
 
 
 GATES: dict[str, Gate] = {
@@ -111,7 +116,8 @@ GATES: dict[str, Gate] = {
     ),
     # features are built after the marts gate (dbt models tagged `features`) and checked before any model sees them
     "features": Gate("features", suites=("mart__customer_features", "mart__customer_behaviour_features")),
-    "segments": Gate("segments", suites=("segments__assignments",)),
+    # one run per lens (settings.lens): the suite reads that lens's rows
+    "segments": Gate("segments", suites=("segments__assignments",), per_lens=True),
 }
 
 
@@ -217,7 +223,7 @@ def run_gate(settings: Settings, gate: str, as_of_date: dt.date | str, *, schema
         as_of_date = as_of_date.date()
     spec = GATES[gate]
     started = time.perf_counter()
-    ctx = GateContext(settings=settings, gate=gate, as_of_date=as_of_date, policy=policy or Policy.load(),
+    ctx = GateContext(settings=settings, gate=spec.label(settings), as_of_date=as_of_date, policy=policy or Policy.load(),
                       schemas=dict(schemas or {}), index_columns=spec.index_columns)
     checked_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     compat.install()
@@ -242,9 +248,9 @@ def run_gate(settings: Settings, gate: str, as_of_date: dt.date | str, *, schema
         critical = sum(1 for r in rows if not r.success and r.severity == "critical")
         warnings = sum(1 for r in rows if not r.success and r.severity == "warning")
         result = GateResult(
-            gate=gate, as_of_date=as_of_date, success=critical == 0, expectations=rows, warnings=warnings,
+            gate=ctx.gate, as_of_date=as_of_date, success=critical == 0, expectations=rows, warnings=warnings,
             critical_failures=critical, notes=notes,
-            result_path=settings.paths.reports / "gx" / as_of_date.isoformat() / f"{gate}.json",
+            result_path=settings.paths.reports / "gx" / as_of_date.isoformat() / f"{ctx.gate}.json",
             data_docs_index=docs_index, checked_at=checked_at, seconds=0.0,
         )
         with warehouse.connect(settings) as con:

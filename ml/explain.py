@@ -1,8 +1,9 @@
-"""Why is this customer in this segment? `explain(settings, customer_id) -> dict`, printed by `seg explain ID`.
+"""Why is this customer in these segments? `explain(settings, customer_id) -> dict`, printed by `seg explain ID`.
 
-Reads (read-only) the published `marts.customer_segments` (current segment, model version), the customer's
+One answer per segmentation ("lens") the customer has a published segment in. For each, it reads (read-only)
+the published `marts.customer_segments` (current segment, model version), the customer's
 `marts.customer_segment_history` (since when: the first as-of date of the current unbroken run of days in the same
-segment id, ids being stable across refits) and `marts.customer_features`, plus the assigning model version's
+segment id, ids being stable across refits) and the lens's feature mart, plus the assigning model version's
 `reference.json` (population mean/std per feature and each segment's standardised profile, on the model's scale:
 log features log1p'd). The customer's own standardised values are compared with the segment's profile; the
 "why" lists the segment's strongest features (|z| >= `ml.naming_min_abs_z`, at most `ml.profile_top_features`),
@@ -21,11 +22,11 @@ from seg.core.config import Settings
 from seg.core.warehouse import connect, table_exists
 
 
-def _current(con, customer_id: str) -> dict[str, Any] | None:
+def _current(con, customer_id: str, lens: str) -> dict[str, Any] | None:
     row = con.execute(
         "select person_id, customer_id, segment_id, segment_name, as_of_date, model_version "
-        "from marts.customer_segments where customer_id = ? or person_id = ? limit 1",
-        [customer_id, customer_id],
+        "from marts.customer_segments where segmentation = ? and (customer_id = ? or person_id = ?) limit 1",
+        [lens, customer_id, customer_id],
     ).fetchone()
     if row is None:
         return None
@@ -33,14 +34,14 @@ def _current(con, customer_id: str) -> dict[str, Any] | None:
     return dict(zip(keys, row, strict=True))
 
 
-def _since(con, person_id: str, segment_id: int) -> tuple[str | None, dict[str, Any] | None]:
+def _since(con, person_id: str, segment_id: int, lens: str) -> tuple[str | None, dict[str, Any] | None]:
     """(first as-of date of the current run in segment_id, the segment before that run or None)."""
     if not table_exists(con, "marts", "customer_segment_history"):
         return None, None
     rows = con.execute(
         "select as_of_date, segment_id, segment_name from marts.customer_segment_history "
-        "where person_id = ? order by as_of_date desc",
-        [person_id],
+        "where segmentation = ? and person_id = ? order by as_of_date desc",
+        [lens, person_id],
     ).fetchall()
     since, previous = None, None
     for day, seg, name in rows:
@@ -92,25 +93,46 @@ def why(
 
 
 def explain(settings: Settings, customer_id: str) -> dict[str, Any]:
-    """{customer_id, person_id, segment_id, segment_name, as_of_date, model_version, since, previous_segment,
-    why: [{feature, value, customer_z, segment_z, gap}]}; raises LookupError for an unknown customer."""
-    cfg = settings.ml
+    """{customer_id, person_id, segmentations: [{segmentation, description, segment_id, segment_name, as_of_date,
+    model_version, since, previous_segment, why: [{feature, value, customer_z, segment_z, gap}]}] (configuration
+    order), missing: [lens without a published segment for the customer]}; raises LookupError for an unknown
+    customer."""
+    found: list[dict[str, Any]] = []
+    missing: list[str] = []
+    ids: dict[str, Any] = {}
     with connect(settings, read_only=True) as con:
         if not table_exists(con, "marts", "customer_segments"):
             raise LookupError("marts.customer_segments does not exist yet: run the pipeline (publish) first")
-        current = _current(con, customer_id)
-        if current is None:
-            raise LookupError(f"customer {customer_id!r} is not in marts.customer_segments")
-        since, previous = _since(con, current["person_id"], current["segment_id"])
-        version = _model_version(settings, current["model_version"])
-        model = tracking.load_version(settings, version)
-        cols = [f for f in model.features if f in set(features.table_columns(con))]
-        row = con.execute(
-            f"select {', '.join(features.quote(c) for c in cols)} from {features.FEATURE_TABLE} where person_id = ?",
-            [current["person_id"]],
-        ).fetchone()
+        for lens in settings.lenses:
+            answer = _explain_lens(settings.for_lens(lens), con, customer_id)
+            if answer is None:
+                missing.append(lens)
+                continue
+            ids = {"customer_id": answer.pop("customer_id"), "person_id": answer.pop("person_id")}
+            found.append(answer)
+    if not found:
+        raise LookupError(f"customer {customer_id!r} is not in marts.customer_segments")
+    return {**ids, "segmentations": found, "missing": missing}
+
+
+def _explain_lens(settings: Settings, con, customer_id: str) -> dict[str, Any] | None:
+    cfg = settings.ml
+    current = _current(con, customer_id, settings.lens)
+    if current is None:
+        return None
+    since, previous = _since(con, current["person_id"], current["segment_id"], settings.lens)
+    version = _model_version(settings, current["model_version"])
+    model = tracking.load_version(settings, version)
+    table = features.lens_table(settings)
+    cols = [f for f in model.features if f in set(features.table_columns(con, table))]
+    row = con.execute(
+        f"select {', '.join(features.quote(c) for c in cols)} from {table} where person_id = ?",
+        [current["person_id"]],
+    ).fetchone() if cols else None
     values = dict(zip(cols, row, strict=True)) if row is not None else {}
     return {
+        "segmentation": settings.lens,
+        "description": settings.lens_settings.description,
         "customer_id": current["customer_id"],
         "person_id": current["person_id"],
         "segment_id": int(current["segment_id"]),
@@ -130,25 +152,27 @@ def explain(settings: Settings, customer_id: str) -> dict[str, Any]:
 
 
 def render(result: dict[str, Any]) -> str:
-    """Human-readable text for `seg explain`."""
-    lines = [
-        f"customer {result['customer_id']} (person {result['person_id']}) on {result['as_of_date']}: "
-        f'segment {result["segment_id"]} "{result["segment_name"]}" (model v{result["model_version"]})',
-        f"in this segment since {result['since'] or 'unknown (no history)'}"
-        + (
-            f"; before: segment {result['previous_segment']['segment_id']} "
-            f'"{result["previous_segment"]["segment_name"]}" until {result["previous_segment"]["until"]}'
-            if result["previous_segment"]
-            else ""
-        ),
-        "why (segment's strongest features, closest match first; z = standard deviations from all customers):",
-    ]
-    for r in result["why"]:
-        if r["customer_z"] is None:
-            lines.append(f"  {r['feature']:<24} no value            segment z {r['segment_z']:+.2f}")
-        else:
-            lines.append(
-                f"  {r['feature']:<24} value {r['value']:>10.2f}  customer z {r['customer_z']:+.2f}  "
-                f"segment z {r['segment_z']:+.2f}"
-            )
+    """Human-readable text for `seg explain`: one block per segmentation."""
+    lines = [f"customer {result['customer_id']} (person {result['person_id']})"]
+    for lens in result["segmentations"]:
+        previous = lens["previous_segment"]
+        lines += [
+            "",
+            f"{lens['segmentation']} ({lens['description'].split(':')[0]}) on {lens['as_of_date']}: "
+            f'segment {lens["segment_id"]} "{lens["segment_name"]}" (model v{lens["model_version"]})',
+            f"  in this segment since {lens['since'] or 'unknown (no history)'}"
+            + (f"; before: segment {previous['segment_id']} \"{previous['segment_name']}\" until {previous['until']}"
+               if previous else ""),
+            "  why (segment's strongest features, closest match first; z = standard deviations from all customers):",
+        ]
+        for r in lens["why"]:
+            if r["customer_z"] is None:
+                lines.append(f"    {r['feature']:<26} no value            segment z {r['segment_z']:+.2f}")
+            else:
+                lines.append(
+                    f"    {r['feature']:<26} value {r['value']:>10.2f}  customer z {r['customer_z']:+.2f}  "
+                    f"segment z {r['segment_z']:+.2f}"
+                )
+    for lens in result.get("missing") or []:
+        lines += ["", f"{lens}: no published segment for this customer yet"]
     return "\n".join(lines)

@@ -1,8 +1,8 @@
-"""Model inputs: reading `marts.customer_features` from DuckDB and the unfitted preprocessing transformer.
+"""Model inputs: reading a lens's feature mart from DuckDB and the unfitted preprocessing transformer.
 
-Every reader takes the feature table as `table` (default `marts.customer_features`): a rerun of an older as-of
-date reads that date's audited build (`marts_audit.customer_features`, seg.transform.wap.schema_of) since the
-published marts stay at the newer date.
+Every reader takes the feature table as `table` (default `marts.customer_features`, the profile lens's; a lens
+names its own mart, `lens_table`): a rerun of an older as-of date reads that date's audited build
+(`marts_audit.<mart>`, seg.transform.wap.schema_of) since the published marts stay at the newer date.
 
 All reads go through SQL so the table is never loaded whole: a deterministic hash sample for fitting, an Arrow
 stream in fixed-size chunks for assignment, and quantile bins / bin counts computed inside DuckDB for drift.
@@ -41,9 +41,14 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def feature_table(schema: str = SCHEMA) -> str:
-    """The feature table in `schema` (`marts` or the audit schema)."""
-    return f"{schema}.{TABLE}"
+def feature_table(schema: str = SCHEMA, table: str = TABLE) -> str:
+    """The feature table `table` in `schema` (`marts` or the audit schema)."""
+    return f"{schema}.{table}"
+
+
+def lens_table(settings: Settings, schema: str = SCHEMA) -> str:
+    """The feature mart of the settings' lens (settings.feature_table) in `schema`."""
+    return feature_table(schema, settings.feature_table)
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str = FEATURE_TABLE) -> list[str]:
@@ -146,7 +151,9 @@ def iter_chunks(
             yield batch.to_pandas()
 
 
-def quantile_edges(con: duckdb.DuckDBPyConnection, features: Sequence[str], bins: int) -> dict[str, list[float]]:
+def quantile_edges(
+    con: duckdb.DuckDBPyConnection, features: Sequence[str], bins: int, table: str = FEATURE_TABLE
+) -> dict[str, list[float]]:
     """Interior quantile bin edges per feature (bins-1 cut points, duplicates removed), computed in DuckDB.
 
     Bins are right-closed: (-inf, e1], (e1, e2], ..., (e_last, +inf); NULLs get a bin of their own.
@@ -156,7 +163,7 @@ def quantile_edges(con: duckdb.DuckDBPyConnection, features: Sequence[str], bins
     probs = [i / bins for i in range(1, bins)]
     probs_sql = "[" + ", ".join(repr(p) for p in probs) + "]"
     row = con.execute(
-        "select " + ", ".join(f"quantile_cont(cast({quote(f)} as double), {probs_sql})" for f in features) + f" from {FEATURE_TABLE}"
+        "select " + ", ".join(f"quantile_cont(cast({quote(f)} as double), {probs_sql})" for f in features) + f" from {table}"
     ).fetchone()
     edges: dict[str, list[float]] = {}
     for name, values in zip(features, row, strict=True):
@@ -166,14 +173,15 @@ def quantile_edges(con: duckdb.DuckDBPyConnection, features: Sequence[str], bins
 
 
 def bin_proportions(
-    con: duckdb.DuckDBPyConnection, edges: dict[str, list[float]], present: set[str] | None = None
+    con: duckdb.DuckDBPyConnection, edges: dict[str, list[float]], present: set[str] | None = None,
+    table: str = FEATURE_TABLE,
 ) -> dict[str, dict[str, object]]:
     """Share of rows per bin for each feature, given bin edges, in one scan of the table.
 
     Returns {feature: {"proportions": [share per value bin], "null_proportion": share of NULLs, "rows": n}};
     a feature absent from the table counts as all NULL.
     """
-    present = set(table_columns(con)) if present is None else present
+    present = set(table_columns(con, table)) if present is None else present
     aggregates: list[str] = ["count(*)"]
     layout: list[tuple[str, int]] = []
     for name, cuts in edges.items():
@@ -189,7 +197,7 @@ def bin_proportions(
                 conds.append(f"{value} <= {float(hi)!r}")
             aggregates.append(f"count(*) filter (where {' and '.join(conds) or f'{value} is not null'})")
         layout.append((name, len(cuts) + 1))
-    row = con.execute("select " + ", ".join(aggregates) + f" from {FEATURE_TABLE}").fetchone()
+    row = con.execute("select " + ", ".join(aggregates) + f" from {table}").fetchone()
     total = int(row[0])
     out: dict[str, dict[str, object]] = {}
     pos = 1

@@ -37,6 +37,7 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import logging
 import tempfile
@@ -75,20 +76,35 @@ class UnsegmentableData(RuntimeError):
     """The feature table cannot be segmented at all; the message says what to change."""
 
 
+def is_training_day(settings: Settings, as_of_date: date) -> tuple[bool, str]:
+    """Whether the lens's schedule trains on `as_of_date`: its weekday is in `ml.train_weekdays` (0 = Monday) or
+    its day of the month in `ml.train_monthdays` (a day past the month's end means the month's last day)."""
+    cfg = settings.ml
+    weekdays = [int(d) for d in cfg.train_weekdays]
+    monthdays = [int(d) for d in cfg.train_monthdays]
+    last = calendar.monthrange(as_of_date.year, as_of_date.month)[1]
+    day = as_of_date.strftime("%A")
+    schedule = f"ml.train_weekdays={weekdays}, ml.train_monthdays={monthdays}"
+    if as_of_date.weekday() in weekdays:
+        return True, f"{as_of_date.isoformat()} is a {day}, a training day ({schedule})"
+    if as_of_date.day in {min(d, last) for d in monthdays}:
+        return True, f"{as_of_date.isoformat()} is day {as_of_date.day} of its month, a training day ({schedule})"
+    return False, f"{as_of_date.isoformat()} ({day}) is not a training day ({schedule})"
+
+
 def should_train(settings: Settings, as_of_date: date, *, force: bool = False) -> tuple[bool, str]:
     """Whether to train for `as_of_date`, and why: forced (argument or `ml.force_train`), no champion yet, or the
-    date's weekday is in `ml.train_weekdays` (0 = Monday)."""
+    date is a training day of the lens's schedule (`is_training_day`)."""
     cfg = settings.ml
     if force or cfg.force_train:
         return True, "forced"
     champion = tracking.champion_version(settings)
     if champion is None:
         return True, "no champion model yet"
-    weekdays = [int(d) for d in cfg.train_weekdays]
-    day = as_of_date.strftime("%A")
-    if as_of_date.weekday() in weekdays:
-        return True, f"{as_of_date.isoformat()} is a {day}, a training day (ml.train_weekdays={weekdays})"
-    return False, f"champion v{champion.version} exists and {day} is not a training day (ml.train_weekdays={weekdays})"
+    scheduled, reason = is_training_day(settings, as_of_date)
+    if scheduled:
+        return True, reason
+    return False, f"champion v{champion.version} exists and {reason}"
 
 
 def _dbt_invocation_id(settings: Settings) -> str | None:
@@ -103,10 +119,10 @@ def _dbt_invocation_id(settings: Settings) -> str | None:
         return None
 
 
-def _no_feature_message(dropped: dict[str, str]) -> str:
+def _no_feature_message(dropped: dict[str, str], table: str) -> str:
     reasons = "; ".join(f"{f}: {why}" for f, why in dropped.items())
     return (
-        f"no feature of {features.FEATURE_TABLE} can separate customers ({reasons}): load a source that fills "
+        f"no feature of {table} can separate customers ({reasons}): load a source that fills "
         "them (orders at least), or list other columns under ml.features"
     )
 
@@ -137,21 +153,25 @@ def _champion_labels(champion: tracking.LoadedModel | None, frame) -> np.ndarray
     return np.asarray(champion.pipeline.predict(frame[champion.features])).astype(np.int64)
 
 
-def _previous_segments(con, frame) -> np.ndarray | None:
-    """Each sampled person's last assigned segment id (-1 if none): the published marts.customer_segments, else
-    ml_stage.customer_assignments; None when neither exists."""
+def _previous_segments(con, frame, lens: str) -> np.ndarray | None:
+    """Each sampled person's last assigned segment id of lens `lens` (-1 if none): the published
+    marts.customer_segments, else ml_stage.customer_assignments; None when neither exists."""
     for schema, table in (("marts", "customer_segments"), ("ml_stage", "customer_assignments")):
         exists = con.execute(
             "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]
         ).fetchall()[0][0]
         if not exists:
             continue
+        (lensed,) = con.execute("select count(*) from information_schema.columns where table_schema = ? and "
+                                "table_name = ? and column_name = 'segmentation'", [schema, table]).fetchone()
+        if not lensed:  # written before lenses: it holds the first lens's segments, and none of another's
+            continue
         cur = con.cursor()
         try:
             cur.register("sample_ids", frame[["person_id"]].astype({"person_id": "string"}))
             prev = cur.execute(
                 f"select s.person_id, coalesce(a.segment_id, -1) as segment_id from sample_ids s "
-                f"left join {schema}.{table} a on a.person_id = s.person_id"
+                f"left join {schema}.{table} a on a.person_id = s.person_id and a.segmentation = ?", [lens]
             ).df()
         finally:
             cur.close()
@@ -208,20 +228,21 @@ def _read_sample(settings: Settings, champion: tracking.LoadedModel | None) -> _
     cfg = settings.ml
     k_min = int(cfg.k_min)
     prep = cfg.preprocessing
+    table = features.lens_table(settings)
     with connect(settings, read_only=True) as con:
-        total_rows = features.row_count(con)
+        total_rows = features.row_count(con, table)
         min_rows = k_min * int(cfg.min_rows_per_segment)
         if total_rows < min_rows:
             raise UnsegmentableData(
-                f"{features.FEATURE_TABLE} holds {total_rows} customers: at least {min_rows} (ml.k_min {k_min} x "
+                f"{table} holds {total_rows} customers: at least {min_rows} (ml.k_min {k_min} x "
                 f"ml.min_rows_per_segment {cfg.min_rows_per_segment}) are needed to form segments; "
                 "load more customers' history, or lower ml.k_min"
             )
-        resolved = features.resolve_features(con, features.configured_features(settings))
+        resolved = features.resolve_features(con, features.configured_features(settings), table)
         if not resolved.used:
-            raise UnsegmentableData(_no_feature_message(resolved.dropped))
+            raise UnsegmentableData(_no_feature_message(resolved.dropped, table))
         read = list(resolved.used) + [f for f in (champion.features if champion else []) if f not in resolved.used]
-        frame = features.sample_frame(con, read, int(cfg.fit_sample_size), int(cfg.random_state))
+        frame = features.sample_frame(con, read, int(cfg.fit_sample_size), int(cfg.random_state), table)
         dropped = dict(resolved.dropped)
         dropped.update(
             features.screen_features(
@@ -233,11 +254,11 @@ def _read_sample(settings: Settings, champion: tracking.LoadedModel | None) -> _
         )
         used = [f for f in resolved.used if f not in dropped]
         if not used:
-            raise UnsegmentableData(_no_feature_message(dropped))
+            raise UnsegmentableData(_no_feature_message(dropped, table))
         reference = build_reference(con, used, int(settings.drift.psi_bins),
-                                    flow_window_days=int(settings.drift.flow_window_days))
-        snapshot_min, snapshot_max = features.snapshot_dates(con)
-        previous_segments = _previous_segments(con, frame)
+                                    flow_window_days=int(settings.drift.flow_window_days), table=table)
+        snapshot_min, snapshot_max = features.snapshot_dates(con, table)
+        previous_segments = _previous_segments(con, frame, settings.lens)
     return _Sample(
         total_rows=total_rows,
         frame=frame,
@@ -261,8 +282,8 @@ def _preprocess(cfg: MlSettings, sample: _Sample) -> tuple[ColumnTransformer, np
     if distinct < k_min:
         raise UnsegmentableData(
             f"the {len(sample.frame)} sampled customers have only {distinct} distinct feature vector(s) over "
-            f"{sample.used}: {k_min} segments (ml.k_min) cannot be told apart; check that {features.FEATURE_TABLE} "
-            "is built from the customers' real history (every customer looks the same), or add features to ml.features"
+            f"{sample.used}: {k_min} segments (ml.k_min) cannot be told apart; check that the lens's "
+            "feature mart is built from the customers' real history (every customer looks the same), or add features to ml.features"
         )
     return preprocess, xt
 
@@ -278,7 +299,8 @@ def _run_tags(
         "sample_rows": str(len(sample.frame)),
         "features": ",".join(sample.used),
         "dropped_features": json.dumps(sample.dropped, sort_keys=True),
-        "data.table": features.FEATURE_TABLE,
+        "segmentation": settings.lens,
+        "data.table": features.lens_table(settings),
         "data.warehouse": str(settings.paths.warehouse),
         "data.as_of_date_min": str(sample.snapshot_min),
         "data.as_of_date_max": str(sample.snapshot_max),
@@ -313,10 +335,9 @@ def _log_inputs(settings: Settings, iso: str, sample: _Sample) -> None:
         }
     )
     mlflow.log_metrics({"input_rows": float(sample.total_rows), "fit_sample_rows": float(len(sample.frame))})
-    source = CodeDatasetSource(
-        {"table": features.FEATURE_TABLE, "warehouse": str(settings.paths.warehouse), "as_of_date": iso}
-    )
-    dataset = mlflow.data.from_pandas(sample.x_frame, source=source, name=f"{features.FEATURE_TABLE}@{iso}")
+    table = features.lens_table(settings)
+    source = CodeDatasetSource({"table": table, "warehouse": str(settings.paths.warehouse), "as_of_date": iso})
+    dataset = mlflow.data.from_pandas(sample.x_frame, source=source, name=f"{table}@{iso}")
     mlflow.log_input(dataset, context="training", tags={"as_of_date": iso, "rows": str(sample.total_rows)})
 
 

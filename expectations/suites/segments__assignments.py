@@ -1,4 +1,5 @@
-"""segments__assignments: the segments of the as-of date cover every person exactly once, in sane proportions.
+"""segments__assignments: one lens's segments of the as-of date cover every person exactly once, in sane
+proportions. The gate runs once per lens (`segments.<lens>`); every query reads that lens's rows only.
 
 Segment ids are stable across models (ml/matching.py): a refit keeps the ids of matched segments and never reuses
 a vanished one, so ids have gaps. A segment is empty when the model has it (`ml_stage.segment_profiles`, one row per
@@ -12,6 +13,7 @@ import great_expectations.expectations as gxe
 
 from expectations import duckdb_compat as compat
 from expectations.suites._base import GateContext, SuiteBuilder, Target
+from seg.core.warehouse import sql_str
 
 SUITE = "segments__assignments"
 RELATION = "ml_stage.customer_assignments"
@@ -19,9 +21,14 @@ CUSTOMERS = "marts.customers"
 PROFILES = "ml_stage.segment_profiles"
 
 
+def _lens(ctx: GateContext) -> str:
+    return "segmentation = " + sql_str(ctx.settings.lens)
+
+
 def target(ctx: GateContext) -> Target:
     return Target(
-        query=compat.relation_query(ctx.relation(RELATION), where=f"as_of_date = {ctx.date_literal}"),
+        query=compat.relation_query(ctx.relation(RELATION),
+                                    where=f"as_of_date = {ctx.date_literal} and {_lens(ctx)}"),
         requires=(ctx.relation(RELATION), ctx.relation(CUSTOMERS), ctx.relation(PROFILES)),
     )
 
@@ -51,7 +58,7 @@ def build_suite(ctx: GateContext) -> gx.ExpectationSuite:
     profiles = ctx.relation(PROFILES)
     b.add("empty_segment", gxe.UnexpectedRowsExpectation(
         unexpected_rows_query=(
-            f"select segment_id, segment_name from {profiles} where as_of_date = {ctx.date_literal} "
+            f"select segment_id, segment_name from {profiles} where as_of_date = {ctx.date_literal} and {_lens(ctx)} "
             "and segment_id not in (select segment_id from {batch} where segment_id is not null)"
         ),
         description=f"every segment of the model ({profiles}) has members"),
@@ -59,7 +66,8 @@ def build_suite(ctx: GateContext) -> gx.ExpectationSuite:
     b.add("unknown_segment", gxe.UnexpectedRowsExpectation(
         unexpected_rows_query=(
             "select segment_id, count(*) as members from {batch} where segment_id is not null and segment_id not in "
-            f"(select segment_id from {profiles} where as_of_date = {ctx.date_literal}) group by segment_id"
+            f"(select segment_id from {profiles} where as_of_date = {ctx.date_literal} and {_lens(ctx)}) "
+            "group by segment_id"
         ),
         description=f"every assigned segment id is a segment of the model ({profiles})"),
         expectation_type="expect_assigned_segment_in_model")

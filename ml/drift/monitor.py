@@ -19,6 +19,7 @@ A trend is one query, e.g. `select as_of_date, feature, psi from monitoring.drif
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -37,7 +38,7 @@ from ml.drift.reference import SAMPLE_SEED, history_days, read_columns, read_ord
 from ml.drift.report import render_html
 from ml.drift.rules import BEHAVIOUR_CHANGED, DRIFT, NONE, RETRAIN, decide, rescale_factor
 from seg.core.config import Settings
-from seg.core.warehouse import connect
+from seg.core.warehouse import add_segmentation_column, connect, sql_str
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ REPORT_JSON = "drift_report.json"
 REPORT_HTML = "drift_report.html"
 HISTORY_DAYS = 90  # days of monitoring history drawn in the report's trend plots
 METRICS_TABLE = "monitoring.drift_metrics"
+# Every monitoring table carries the lens (`segmentation`): each lens's drift is judged on its own features.
 METRIC_COLUMNS = {
+    "segmentation": "varchar",
     "as_of_date": "date",
     "feature": "varchar",
     "psi": "double",
@@ -64,6 +67,7 @@ METRIC_COLUMNS = {
 # One row per day: the decision and its reasons (newline-separated), so "why did we retrain?" is one query.
 DECISIONS_TABLE = "monitoring.drift_decisions"
 DECISION_COLUMNS = {
+    "segmentation": "varchar",
     "as_of_date": "date",
     "model_version": "varchar",
     "decision": "varchar",
@@ -74,6 +78,7 @@ DECISION_COLUMNS = {
 }
 SEGMENT_METRICS_TABLE = "monitoring.drift_segment_metrics"
 SEGMENT_METRIC_COLUMNS = {
+    "segmentation": "varchar",
     "as_of_date": "date",
     "model_version": "varchar",
     "kind": "varchar",
@@ -86,24 +91,27 @@ SEGMENT_METRIC_COLUMNS = {
 # --------------------------------------------------------------------------------------------------- reading
 
 
-def _last_published(con: duckdb.DuckDBPyConnection, as_of_date: date, version: str) -> pd.DataFrame | None:
-    """(person_id, previous_segment) of the last published day before `as_of_date` under model `version` (None
-    before the first publication)."""
+def _last_published(
+    con: duckdb.DuckDBPyConnection, as_of_date: date, version: str, lens: str
+) -> pd.DataFrame | None:
+    """(person_id, previous_segment) of lens `lens`'s last published day before `as_of_date` under model
+    `version` (None before the first publication)."""
     try:
         return con.execute(
             "select person_id, cast(segment_id as varchar) as previous_segment from marts.customer_segment_history "
-            "where as_of_date = (select max(as_of_date) from marts.customer_segment_history where as_of_date < ?) "
-            "and cast(model_version as varchar) = ?",
-            [as_of_date, version],
+            "where segmentation = ? and as_of_date = (select max(as_of_date) from marts.customer_segment_history "
+            "where segmentation = ? and as_of_date < ?) and cast(model_version as varchar) = ?",
+            [lens, lens, as_of_date, version],
         ).df()
     except duckdb.Error:
         return None
 
 
-def _history(con: duckdb.DuckDBPyConnection, as_of_date: date, days: int = HISTORY_DAYS) -> list[tuple]:
-    """Earlier days' feature PSI and segment shares: [(date, 'feature' | 'segment_share', name, psi, value)]."""
+def _history(con: duckdb.DuckDBPyConnection, as_of_date: date, lens: str, days: int = HISTORY_DAYS) -> list[tuple]:
+    """Earlier days' feature PSI and segment shares of lens `lens`: [(date, 'feature' | 'segment_share', name,
+    psi, value)]."""
     out: list[tuple] = []
-    window = "as_of_date < ? and as_of_date >= ?"
+    window = f"segmentation = {sql_str(lens)} and as_of_date < ? and as_of_date >= ?"
     for sql in (
         f"select as_of_date, 'feature', feature, psi, null from {METRICS_TABLE} where {window} and feature <> "
         f"'{SEGMENT_MIX}'",
@@ -117,21 +125,41 @@ def _history(con: duckdb.DuckDBPyConnection, as_of_date: date, days: int = HISTO
     return out
 
 
-def _flow_acted_on(con: duckdb.DuckDBPyConnection, as_of_date: date, memory_days: int) -> date | None:
-    """The last day before `as_of_date`, within `memory_days`, whose report decided a retrain for a behaviour
-    change (None without one, or before the first report)."""
+def _flow_acted_on(con: duckdb.DuckDBPyConnection, as_of_date: date, memory_days: int, lens: str) -> date | None:
+    """The last day before `as_of_date`, within `memory_days`, whose report of lens `lens` decided a retrain for a
+    behaviour change (None without one, or before the first report)."""
     if memory_days <= 0:
         return None
     try:
         row = con.execute(
             # BEHAVIOUR_CHANGED is the reason text of a flow that caused a retrain (ml.drift.rules.decide)
-            f"select max(as_of_date) from {DECISIONS_TABLE} where decision = ? and as_of_date < ? "
-            "and as_of_date >= ? and reasons like ?",
-            [RETRAIN, as_of_date, as_of_date - timedelta(days=memory_days), f"%{BEHAVIOUR_CHANGED}%"],
+            f"select max(as_of_date) from {DECISIONS_TABLE} where segmentation = ? and decision = ? "
+            "and as_of_date < ? and as_of_date >= ? and reasons like ?",
+            [lens, RETRAIN, as_of_date, as_of_date - timedelta(days=memory_days), f"%{BEHAVIOUR_CHANGED}%"],
         ).fetchone()
-    except duckdb.CatalogException:
+    except (duckdb.CatalogException, duckdb.BinderException):
         return None
     return row[0] if row else None
+
+
+def _as_served(settings: Settings, as_of_date: date, model: tracking.LoadedModel) -> tracking.LoadedModel:
+    """The model with the centres the lens served last before `as_of_date` (online updates move them between
+    refits): segment mix, confidence and switches are judged on the segments people were actually given."""
+    if not settings.ml.online_update.enabled:
+        return model
+    from ml import online
+
+    centres = online.served_centres(settings, as_of_date, model)
+    return dataclasses.replace(model, pipeline=online.with_centres(model, centres))
+
+
+def _online_refused(settings: Settings, as_of_date: date) -> str | None:
+    """A lens with online updates whose last step was refused (a centre moved too far) asks for a retrain."""
+    if not settings.ml.online_update.enabled:
+        return None
+    from ml import online
+
+    return online.refused_before(settings, as_of_date)
 
 
 def _plain(value: Any) -> Any:
@@ -140,11 +168,13 @@ def _plain(value: Any) -> Any:
 
 
 def compute(
-    settings: Settings, as_of_date: date, model: tracking.LoadedModel | None, table: str = features.FEATURE_TABLE
+    settings: Settings, as_of_date: date, model: tracking.LoadedModel | None, table: str | None = None
 ) -> dict[str, Any]:
-    """The drift report (a JSON-serialisable dict) for `as_of_date`'s features in `table` against `model` (None:
-    no model yet)."""
+    """The lens's drift report (a JSON-serialisable dict) for `as_of_date`'s features in `table` (default: the
+    lens's mart) against `model` (None: no model yet)."""
     cfg = settings.drift
+    table = table or features.lens_table(settings)
+    lens = settings.lens
     thresholds = {
         k: _plain(getattr(cfg, k))
         for k in (
@@ -153,6 +183,7 @@ def compute(
         )
     }
     report: dict[str, Any] = {
+        "segmentation": lens,
         "as_of_date": as_of_date.isoformat(),
         "model_version": None,
         "thresholds": thresholds,
@@ -166,6 +197,7 @@ def compute(
         return report
 
     t0 = time.perf_counter()
+    model = _as_served(settings, as_of_date, model)
     ref = model.reference
     ref_features = ref["features"]
     trending = set(cfg.cumulative_features) | set(cfg.age_features)
@@ -188,11 +220,11 @@ def compute(
         report["timings"]["feature_stats_seconds"] = time.perf_counter() - t
         t = time.perf_counter()
         frame = features.sample_frame(con, model.features, int(cfg.segment_sample_size), SAMPLE_SEED, table)
-        previous = _last_published(con, as_of_date, model.version)
+        previous = _last_published(con, as_of_date, model.version, lens)
         flow_ref = ref.get("flows")
         flows = measure.flows(read_orders(con, as_of_date, as_of_date) if flow_ref else None, as_of_date, flow_ref, cfg)
-        flow_acted_on = _flow_acted_on(con, as_of_date, int(cfg.flow_retrain_memory_days))
-        history = _history(con, as_of_date)
+        flow_acted_on = _flow_acted_on(con, as_of_date, int(cfg.flow_retrain_memory_days), lens)
+        history = _history(con, as_of_date, lens)
     for f in model.features:
         if f in trending and factor != 1.0:
             frame[f] = frame[f] * factor
@@ -214,6 +246,8 @@ def compute(
             flows=flows,
             flow_acted_on=flow_acted_on,
         )
+    if refused := _online_refused(settings, as_of_date):
+        decision, reasons = RETRAIN, [*reasons, f"{refused}: the centres cannot follow, retrain"]
     drifted = [r["feature"] for r in feature_rows if r["status"] == DRIFT]
     report.update(
         model_version=model.version,
@@ -248,6 +282,7 @@ def _log_run(settings: Settings, report: dict[str, Any], report_dir: Path) -> st
         mlc.delete_run(old.info.run_id)
     tags = {
         "run_type": "drift",
+        "segmentation": report["segmentation"],
         "drift_date": iso,
         "decision": report["decision"],
         "model_version": str(report.get("model_version")),
@@ -283,7 +318,8 @@ def metric_rows(report: Mapping[str, Any], as_of_date: date) -> tuple[list[dict]
     monitoring.drift_segment_metrics (SEGMENT_METRIC_COLUMNS: segment shares, centroid shifts, confidence,
     switch share)."""
     version, decision = report["model_version"], report["decision"]
-    base = {"as_of_date": as_of_date, "model_version": version, "decision": decision}
+    lens = report["segmentation"]
+    base = {"segmentation": lens, "as_of_date": as_of_date, "model_version": version, "decision": decision}
     rows = [
         {**base, "kind": "feature", "feature": r["feature"], "psi": r["psi"], "status": r["status"], "ks": r["ks"],
          "wasserstein": r["wasserstein"], "value": r["mean"], "reference": r["reference_mean"]}
@@ -299,7 +335,7 @@ def metric_rows(report: Mapping[str, Any], as_of_date: date) -> tuple[list[dict]
         for f in report.get("flows") or []
         if "psi" in f
     ]
-    seg_base = {"as_of_date": as_of_date, "model_version": version}
+    seg_base = {"segmentation": lens, "as_of_date": as_of_date, "model_version": version}
     seg_rows = [
         {**seg_base, "kind": "share", "segment": s, "value": cur, "reference": ref}
         for s, ref, cur in zip(mix.get("segments", []), mix.get("reference", []), mix.get("current", []), strict=True)
@@ -322,6 +358,7 @@ def decision_row(report: Mapping[str, Any], as_of_date: date) -> dict:
     """The report's row of monitoring.drift_decisions (DECISION_COLUMNS)."""
     ref_date = report.get("reference_as_of_date")
     return {
+        "segmentation": report["segmentation"],
         "as_of_date": as_of_date,
         "model_version": report.get("model_version"),
         "decision": report["decision"],
@@ -332,11 +369,16 @@ def decision_row(report: Mapping[str, Any], as_of_date: date) -> dict:
     }
 
 
-def _replace_date(con: duckdb.DuckDBPyConnection, table: str, columns: Mapping[str, str], rows: list[dict], day: date) -> None:
+def _replace_date(
+    con: duckdb.DuckDBPyConnection, table: str, columns: Mapping[str, str], rows: list[dict], day: date,
+    settings: Settings,
+) -> None:
+    """Replace the lens's rows of `day` in `table`."""
+    add_segmentation_column(con, table, settings.lenses[0])  # rows from before lenses are the first lens's
     con.execute(f"create table if not exists {table} (" + ", ".join(f"{c} {t}" for c, t in columns.items()) + ")")
     for c, t in columns.items():  # a table written by an earlier version of this module may lack columns
         con.execute(f"alter table {table} add column if not exists {c} {t}")
-    con.execute(f"delete from {table} where as_of_date = ?", [day])
+    con.execute(f"delete from {table} where segmentation = ? and as_of_date = ?", [settings.lens, day])
     if rows:
         cols = list(columns)
         con.executemany(
@@ -352,9 +394,10 @@ def _write_metrics(settings: Settings, report: Mapping[str, Any], as_of_date: da
         con.execute("create schema if not exists monitoring")
         con.execute("begin transaction")
         try:
-            _replace_date(con, METRICS_TABLE, METRIC_COLUMNS, rows, as_of_date)
-            _replace_date(con, SEGMENT_METRICS_TABLE, SEGMENT_METRIC_COLUMNS, seg_rows, as_of_date)
-            _replace_date(con, DECISIONS_TABLE, DECISION_COLUMNS, [decision_row(report, as_of_date)], as_of_date)
+            _replace_date(con, METRICS_TABLE, METRIC_COLUMNS, rows, as_of_date, settings)
+            _replace_date(con, SEGMENT_METRICS_TABLE, SEGMENT_METRIC_COLUMNS, seg_rows, as_of_date, settings)
+            _replace_date(con, DECISIONS_TABLE, DECISION_COLUMNS, [decision_row(report, as_of_date)], as_of_date,
+                          settings)
             con.execute("commit")
         except Exception:
             con.execute("rollback")
@@ -365,13 +408,19 @@ def _write_metrics(settings: Settings, report: Mapping[str, Any], as_of_date: da
 CHAMPION = "champion"  # run(model_version=...): compare with the current champion
 
 
-def run(
-    settings: Settings, as_of_date: date, *, model_version: str | None = CHAMPION, table: str = features.FEATURE_TABLE
-) -> dict[str, Any]:
-    """Measure drift for `as_of_date` (its features in `table`) against the model `model_version` (the champion
-    by default; None: no model yet), write the reports, the MLflow run and monitoring.drift_metrics.
+def report_folder(settings: Settings, as_of_date: date) -> Path:
+    """Where the lens's drift report of the date is written: reports/drift/<date>/<lens>/."""
+    return settings.paths.reports / "drift" / as_of_date.isoformat() / settings.lens
 
-    Returns {as_of_date, decision ('none'|'warn'|'retrain'), reasons [str], model_version, share_drifted,
+
+def run(
+    settings: Settings, as_of_date: date, *, model_version: str | None = CHAMPION, table: str | None = None
+) -> dict[str, Any]:
+    """Measure the lens's drift for `as_of_date` (its features in `table`, default the lens's mart) against the
+    model `model_version` (the lens's champion by default; None: no model yet), write the reports
+    (reports/drift/<date>/<lens>/), the MLflow run and monitoring.drift_metrics.
+
+    Returns {segmentation, as_of_date, decision ('none'|'warn'|'retrain'), reasons [str], model_version, share_drifted,
     drifted_features [str], psi {feature: value}, segment_mix_psi, distance_ratio, switch_share, report_json,
     report_html, mlflow_run_id, seconds}.
     """
@@ -381,12 +430,13 @@ def run(
     else:
         model = None if model_version is None else tracking.load_version_number(settings, model_version)
     report = compute(settings, as_of_date, model, table)
-    report_dir = settings.paths.reports / "drift" / as_of_date.isoformat()
+    report_dir = report_folder(settings, as_of_date)
     run_id = _log_run(settings, report, report_dir)
     _write_metrics(settings, report, as_of_date)
     log.info("drift %s: %s (%s)", report["as_of_date"], report["decision"], "; ".join(report["reasons"]))
     mix = report.get("segment_mix") or {}
     return {
+        "segmentation": report["segmentation"],
         "as_of_date": report["as_of_date"],
         "decision": report["decision"],
         "reasons": report["reasons"],

@@ -115,15 +115,19 @@ def _json_value(v: float) -> float | None:
     return None if v is None or not np.isfinite(v) else float(f"{v:.7g}")
 
 
-def _feature_as_of(con: duckdb.DuckDBPyConnection) -> date | None:
-    (as_of,) = con.execute(f"select max(as_of_date) from {features.FEATURE_TABLE}").fetchone()
+def _feature_as_of(con: duckdb.DuckDBPyConnection, table: str = features.FEATURE_TABLE) -> date | None:
+    (as_of,) = con.execute(f"select max(as_of_date) from {table}").fetchone()
     return as_of
 
 
-def build_flow_reference(con: duckdb.DuckDBPyConnection, bins: int, window_days: int = FLOW_WINDOW_DAYS) -> dict | None:
-    """Per weekday, the orders of the `window_days` days up to the as-of date: amount bin counts and channel counts."""
+def build_flow_reference(
+    con: duckdb.DuckDBPyConnection, bins: int, window_days: int = FLOW_WINDOW_DAYS,
+    table: str = features.FEATURE_TABLE,
+) -> dict | None:
+    """Per weekday, the orders of the `window_days` days up to the as-of date (of feature table `table`): amount
+    bin counts and channel counts."""
     try:
-        as_of = _feature_as_of(con)
+        as_of = _feature_as_of(con, table)
     except duckdb.Error:
         return None
     if as_of is None:
@@ -165,22 +169,23 @@ def build_reference(
     sample_rows: int = REFERENCE_SAMPLE_ROWS,
     seed: int = SAMPLE_SEED,
     flow_window_days: int = FLOW_WINDOW_DAYS,
+    table: str = features.FEATURE_TABLE,
 ) -> dict[str, Any]:
     """The training-time reference of every feature over the whole table (see the module docstring)."""
-    edges = features.quantile_edges(con, used, bins)
-    shares = features.bin_proportions(con, edges)
-    rows = next(iter(shares.values()))["rows"] if shares else features.row_count(con)
-    columns, _ = read_columns(con, used)
+    edges = features.quantile_edges(con, used, bins, table)
+    shares = features.bin_proportions(con, edges, table=table)
+    rows = next(iter(shares.values()))["rows"] if shares else features.row_count(con, table)
+    columns, _ = read_columns(con, used, table=table)
     sketches = {f: _sketch(columns[f], quantile_points) for f in used}
     del columns
-    sample = features.sample_frame(con, used, sample_rows, seed)
-    flows = build_flow_reference(con, bins, flow_window_days)
+    sample = features.sample_frame(con, used, sample_rows, seed, table)
+    flows = build_flow_reference(con, bins, flow_window_days, table)
     return {
         "format_version": REFERENCE_FORMAT,
         "psi_bins": int(bins),
         "quantile_points": int(quantile_points),
         "rows": rows,
-        "history_days": history_days(con),
+        "history_days": history_days(con, table),
         "features_used": list(used),
         "features": {
             f: {

@@ -149,12 +149,12 @@ def render_html(report: Mapping[str, Any]) -> str:
     )
     reasons = "".join(f"<li>{e(r)}</li>" for r in report["reasons"])
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Drift report {e(report["as_of_date"])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Drift report {e(report["as_of_date"])} {e(str(report.get("segmentation") or ""))}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}img{{max-width:100%}}
 figure{{display:inline-block;margin:0.5em;vertical-align:top}}</style></head>
 <body>
-<h1>Drift, {e(report["as_of_date"])}</h1>
+<h1>Drift, {e(report["as_of_date"])}{e(", segmentation " + report["segmentation"]) if report.get("segmentation") else ""}</h1>
 <p>Model version: {e(str(report.get("model_version")))} &middot; rows today: {e(str(report.get("rows")))}
 &middot; reference rows: {e(str(report.get("reference_rows")))} (as of {e(str(report.get("reference_as_of_date")))})
 &middot; history {e(str(report.get("history_days")))} days vs {e(str(report.get("reference_history_days")))} at

@@ -19,13 +19,17 @@ from typing import Any
 from seg.core.config import Settings
 from seg.core.contract import SOURCES
 
-# gate stage -> the stages whose output it validates
+# gate stage -> the stages whose output it validates (the segments gate: one per lens, see guards())
 GUARDS: dict[str, tuple[str, ...]] = {
     "gate_raw": tuple(f"land_{s}" for s in SOURCES),
     "gate_marts": ("dbt_build",),
     "gate_features": ("build_features",),
-    "gate_segments": ("assign",),
 }
+
+
+def guards(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """GUARDS plus each lens's segments gate over its assign stage (stage names as seg.pipeline.daily records)."""
+    return {**GUARDS, **{f"{lens}.gate_segments": (f"{lens}.assign",) for lens in settings.lenses}}
 # write-audit-publish copies the audited marts: a cost of the gates too, measured against the dbt stages
 PUBLISH = ("publish_marts", ("dbt_build", "build_features"))
 
@@ -52,12 +56,12 @@ def gate_overhead(settings: Settings, as_of_date: dt.date | str) -> dict[str, An
     seconds = stage_seconds(settings, as_of_date)
     gates: dict[str, Any] = {}
     gate_total = guarded_total = 0.0
-    for gate, guarded in GUARDS.items():
+    for gate, guarded in guards(settings).items():
         if gate not in seconds:
             continue
-        guards = {s: seconds[s] for s in guarded if s in seconds}
-        guarded_s = sum(guards.values())
-        gates[gate] = {"seconds": seconds[gate], "guards": guards, "guarded_seconds": round(guarded_s, 3),
+        ran = {s: seconds[s] for s in guarded if s in seconds}
+        guarded_s = sum(ran.values())
+        gates[gate] = {"seconds": seconds[gate], "guards": ran, "guarded_seconds": round(guarded_s, 3),
                        "overhead_pct": _pct(seconds[gate], guarded_s)}
         gate_total += seconds[gate]
         guarded_total += guarded_s

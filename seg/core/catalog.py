@@ -31,6 +31,7 @@ WAP = "seg.transform.wap"
 SEGMENTS = "seg.transform.segments"
 ASSIGN = "ml.assign"
 MODEL_CHOICE = "ml.model_choice"
+ONLINE = "ml.online"
 DRIFT = "ml.drift.monitor"
 GATES = "expectations.gates"
 INGEST_PROFILE = "expectations.suites.raw__ingest"
@@ -52,23 +53,24 @@ RELATIONS: tuple[Relation, ...] = (
     Relation("marts_audit._builds", WAP, "one row per build step into the audit schema (its current build id)"),
     Relation("marts_audit._audits", WAP, "one row per audited gate (the build id it passed)"),
     # the model's output and its publication (write-audit-publish for segments)
-    Relation("ml_stage.customer_assignments", ASSIGN, "one row per person: the day's model's segment, audited"),
-    Relation("ml_stage.segment_profiles", ASSIGN, "one row per segment of the assigning model"),
-    Relation("ml_stage.model_choice", MODEL_CHOICE, "one row: the model of the run in progress, promote or not"),
-    Relation("marts.customer_segments", SEGMENTS, "one row per person: current segment"),
-    Relation("marts.customer_segment_history", SEGMENTS, "one row per person and as-of date"),
-    Relation("marts.segment_profiles", SEGMENTS, "one row per segment and as-of date"),
+    Relation("ml_stage.customer_assignments", ASSIGN, "one row per person and lens: the day's model's segment, audited"),
+    Relation("ml_stage.segment_profiles", ASSIGN, "one row per lens and segment of the assigning model"),
+    Relation("ml_stage.model_choice", MODEL_CHOICE, "one row per lens: the model of the run in progress, promote or not"),
+    Relation("ml_stage.online_centroids", ONLINE, "one row per lens, as-of date and segment: the centre served"),
+    Relation("marts.customer_segments", SEGMENTS, "one row per person and lens: current segment"),
+    Relation("marts.customer_segment_history", SEGMENTS, "one row per person, lens and as-of date"),
+    Relation("marts.segment_profiles", SEGMENTS, "one row per lens, segment and as-of date"),
     # quality gates and drift
     Relation("monitoring.gate_results", GATES, "one row per gate, as-of date and expectation"),
     Relation("monitoring.ingest_profile", INGEST_PROFILE, "one row per source and ingest date"),
-    Relation("monitoring.drift_metrics", DRIFT, "one row per as-of date and feature"),
-    Relation("monitoring.drift_segment_metrics", DRIFT, "one row per as-of date and segment statistic"),
-    Relation("monitoring.drift_decisions", DRIFT, "one row per as-of date"),
+    Relation("monitoring.drift_metrics", DRIFT, "one row per lens, as-of date and feature"),
+    Relation("monitoring.drift_segment_metrics", DRIFT, "one row per lens, as-of date and segment statistic"),
+    Relation("monitoring.drift_decisions", DRIFT, "one row per lens and as-of date"),
     # behavioural trigger segments (micro-batches)
     Relation("marts.trigger_membership_history", TRIGGER_TABLES, "one row per trigger occurrence"),
     Relation("marts.trigger_memberships", TRIGGER_TABLES, "one row per member and trigger, active at the batch"),
     Relation("marts.trigger_membership_changes", TRIGGER_TABLES, "one row per change of the latest batch"),
-    Relation("marts.customer_active_segments", TRIGGER_TABLES, "view: one row per person, ML + trigger segment"),
+    Relation("marts.customer_active_segments", TRIGGER_TABLES, "view: one row per person, each lens's + trigger segment"),
     Relation("triggers.runs", TRIGGER_TABLES, "one row per micro-batch"),
     Relation("triggers.activity_by_day", TRIGGER_TABLES, "one row per identifier and closed ingest day"),
     Relation("triggers.activity_by_day_partitions", TRIGGER_TABLES, "one row per ingest day held by the cache"),

@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import functools
 import os
+import re
 import secrets
 import types
 import typing
@@ -104,6 +105,14 @@ class MatchingSettings:
 
 
 @dataclass(frozen=True)
+class OnlineUpdateSettings:
+    enabled: bool = False
+    learning_rate: float = 0.2
+    max_move: float = 0.5
+    min_rows: int = 30
+
+
+@dataclass(frozen=True)
 class MlSettings:
     random_state: int
     train_weekdays: tuple[int, ...]
@@ -135,6 +144,10 @@ class MlSettings:
     naming_min_abs_z: float
     profile_top_features: int
     plot_sample_size: int
+    # days of the month (1-31) that are training days too; a day beyond a month's length means its last day
+    train_monthdays: tuple[int, ...] = ()
+    # between refits the champion's centres follow the day's data (ml/online.py); off unless a lens turns it on
+    online_update: OnlineUpdateSettings = field(default_factory=OnlineUpdateSettings)
 
 
 @dataclass(frozen=True)
@@ -175,6 +188,22 @@ class AirflowSettings:
     earliest_date: dt.date
     api_port: int = 8080
 
+
+@dataclass(frozen=True)
+class LensSettings:
+    """One segmentation ("lens") of the deployment: its feature table (a mart of schema `marts`) and its
+    overrides of the `ml` and `drift` sections (features, schedule, registered model, drift policy...)."""
+
+    name: str
+    description: str
+    feature_table: str
+    ml: Mapping[str, Any]
+    drift: Mapping[str, Any]
+
+
+# A lens name goes into task ids, table values, Redis keys, report folders and MLflow names.
+LENS_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+LENS_SECTIONS = ("ml", "drift")
 
 SECTIONS: dict[str, type] = {
     "deployment": DeploymentSettings,
@@ -271,32 +300,72 @@ def _freeze(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Settings:
-    """One deployment's settings: its data directory's paths and the typed sections of settings.yml."""
+    """One deployment's settings: its data directory's paths and the typed sections of settings.yml, seen
+    through one of its segmentations (`lens`, default: the first of `lenses:`), whose `ml` / `drift` overrides
+    are applied to those sections. Everything outside the model (landing, dbt, gates) is the same for every lens."""
 
     paths: Paths
     raw: Mapping[str, Any]  # the merged YAML the sections were built from (with_overrides starts from it)
+    lens: str | None = None  # None: the first lens
     _sections: dict[str, Any] = field(init=False, repr=False, compare=False)
+    _lenses: dict[str, LensSettings] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.raw) - set(SECTIONS))
+        unknown = sorted(set(self.raw) - set(SECTIONS) - {"lenses"})
         if unknown:
             raise SettingsError(f"unknown settings section(s) {', '.join(unknown)}")
+        lenses = _build_lenses(self.raw.get("lenses"))
+        name = self.lens or next(iter(lenses))
+        if name not in lenses:
+            raise SettingsError(f"unknown lens {name!r}; lenses: {', '.join(lenses)}")
+        effective = _thaw(self.raw)
+        for section in LENS_SECTIONS:  # the lens's overrides on top of the shared section
+            _merge(effective.setdefault(section, {}), _thaw(getattr(lenses[name], section)), f"lenses.{name}",
+                   f"{section}.")
         # built once, at load: a bad key fails here, naming it, rather than deep inside a stage
-        sections = {name: build_section(cls, self.raw.get(name) or {}, name) for name, cls in SECTIONS.items()}
+        sections = {s: build_section(cls, effective.get(s) or {}, s) for s, cls in SECTIONS.items()}
+        object.__setattr__(self, "lens", name)
+        object.__setattr__(self, "_lenses", lenses)
         object.__setattr__(self, "_sections", sections)
         object.__setattr__(self, "raw", _freeze(copy.deepcopy(dict(self.raw))))
+        _check_lenses_apart(self)
 
     def section(self, name: str) -> Any:
         return self._sections[name]
 
     def __reduce__(self):  # read-only mappings do not pickle: rebuild from the plain YAML (subprocesses, copies)
-        return (Settings, (self.paths, _thaw(self.raw)))
+        return (Settings, (self.paths, _thaw(self.raw), self.lens))
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
-        """The same settings with some values replaced ({"ml": {"k_min": 2}}); unknown keys are errors."""
+        """The same settings with some values replaced ({"ml": {"k_min": 2}}); unknown keys are errors. The
+        overrides win over the lens's own (they are merged into both)."""
         raw = _thaw(self.raw)
-        _merge(raw, copy.deepcopy(dict(overrides)), "overrides")
-        return Settings(paths=self.paths, raw=raw)
+        overrides = copy.deepcopy(dict(overrides))
+        _merge(raw, overrides, "overrides")
+        lens = (raw.get("lenses") or {}).get(self.lens)
+        if isinstance(lens, dict):
+            for section in LENS_SECTIONS:
+                if section in overrides and lens.get(section):
+                    _merge(lens[section], copy.deepcopy(overrides[section]), "overrides", f"{section}.", open_keys=True)
+        return Settings(paths=self.paths, raw=raw, lens=self.lens)
+
+    def for_lens(self, name: str) -> Settings:
+        """These settings seen through lens `name` (its features, model, schedule and drift policy)."""
+        return Settings(paths=self.paths, raw=_thaw(self.raw), lens=name)
+
+    @property
+    def lenses(self) -> tuple[str, ...]:
+        """Every lens of the deployment, in configuration order (the order the daily run takes them in)."""
+        return tuple(self._lenses)
+
+    @property
+    def lens_settings(self) -> LensSettings:
+        return self._lenses[self.lens]
+
+    @property
+    def feature_table(self) -> str:
+        """The lens's feature mart (a table name in schema `marts` or its audit schema)."""
+        return self.lens_settings.feature_table
 
     @property
     def deployment(self) -> DeploymentSettings:
@@ -425,16 +494,55 @@ def load(data_root: Path | str | None = None) -> Settings:
     return Settings(paths=Paths(root), raw=raw)
 
 
-def _merge(base: dict, override: dict, origin: str, prefix: str = "") -> None:
+def _merge(base: dict, override: dict, origin: str, prefix: str = "", *, open_keys: bool = False) -> None:
     """Deep-merge a deployment file into the settings; a key the settings do not have is an error (a typo would
-    otherwise be ignored silently)."""
+    otherwise be ignored silently). `open_keys`: the base is itself a partial override (a lens's) and may lack keys."""
     for key, value in override.items():
-        if key not in base and prefix.rstrip(".") not in OPEN_MAPPINGS:
+        if key not in base and not open_keys and not _is_open(prefix):
             raise SettingsError(f"{origin}: unknown setting {prefix}{key}")
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value, origin, f"{prefix}{key}.")
+            _merge(base[key], value, origin, f"{prefix}{key}.", open_keys=open_keys)
         else:
             base[key] = value
+
+
+def _is_open(prefix: str) -> bool:
+    """Whether keys under `prefix` are the deployment's to choose: dbt.vars, and the lenses (names and blocks)."""
+    path = prefix.rstrip(".")
+    return path in OPEN_MAPPINGS or path == "lenses" or path.startswith("lenses.")
+
+
+def _build_lenses(values: Any) -> dict[str, LensSettings]:
+    if not isinstance(values, Mapping) or not values:
+        raise SettingsError("lenses: at least one lens is needed (a mapping name -> {description, feature_table})")
+    lenses = {}
+    for name, block in values.items():
+        where = f"lenses.{name}"
+        if not isinstance(name, str) or not LENS_NAME.match(name):
+            raise SettingsError(f"{where}: a lens name is lower-case letters, digits and _ (it names tasks and keys)")
+        block = dict(block or {})
+        block.setdefault("ml", {})
+        block.setdefault("drift", {})
+        for section in LENS_SECTIONS:
+            if block[section] is None:
+                block[section] = {}
+        lenses[name] = build_section(LensSettings, {"name": name, **block}, where)
+    return lenses
+
+
+def _check_lenses_apart(settings: Settings) -> None:
+    """Two lenses never share a registered model or an experiment: each has its own champion and runs."""
+    if len(settings.lenses) < 2 or settings.lens != settings.lenses[0]:
+        return  # checked once, on the first lens's settings (the others build theirs from the same YAML)
+    seen: dict[tuple[str, str], str] = {}
+    for name in settings.lenses:
+        lens = Settings(paths=settings.paths, raw=_thaw(settings.raw), lens=name) if name != settings.lens else settings
+        for key, value in (("ml.registered_model_name", lens.ml.registered_model_name),
+                           ("ml.experiment_name", lens.ml.experiment_name),
+                           ("drift.experiment_name", lens.drift.experiment_name)):
+            other = seen.setdefault((key, value), name)
+            if other != name:
+                raise SettingsError(f"lenses {other} and {name} share {key} {value!r}: give each lens its own")
 
 
 def write_deployment(root: Path, deployment: dict, header: str) -> Path:

@@ -96,3 +96,18 @@ def sql_str(value: object) -> str:
     """`value` as a DuckDB string literal (quotes doubled), for the places SQL is composed, not parameterised:
     file paths in read_* / COPY, reason texts and patterns spliced into generated checks."""
     return "'" + str(value).replace("'", "''") + "'"
+
+
+SEGMENTATION = "segmentation"
+
+
+def add_segmentation_column(con: duckdb.DuckDBPyConnection, relation: str, lens: str) -> None:
+    """A table written before segmentations had lenses (issue #15) gets the `segmentation` column, its rows the
+    deployment's first lens (the one segmentation they were); writers then insert by name."""
+    schema, table = relation.split(".")
+    if not table_exists(con, schema, table):
+        return
+    (has,) = con.execute("select count(*) from information_schema.columns where table_schema = ? and "
+                         "table_name = ? and column_name = ?", [schema, table, SEGMENTATION]).fetchone()
+    if not has:
+        con.execute(f"alter table {relation} add column {SEGMENTATION} varchar default {sql_str(lens)}")

@@ -92,7 +92,7 @@ def print_stages(dag_id: str, state: str, stages: list[StageResult], logical, wa
     print(f"  {'stage':<24}{'state':<18}{'seconds':>8}", file=out)
     for s in stages:
         secs = f"{s.seconds:8.1f}" if s.seconds is not None else "       -"
-        print(f"  {s.task_id:<24}{s.state:<18}{secs}", file=out)
+        print(f"  {s.task_id:<28}{s.state:<18}{secs}", file=out)
 
 
 class RunRefused(ValueError):

@@ -8,6 +8,11 @@ state back: publish_marts and publish write that date's history only (current ta
 model steps read the date's own audited build (seg.transform.wap.schema_of), the drift report compares with the
 model that was live before that date, and the date is assigned with the model live on it; it never trains and
 never moves `champion`. A new version takes `champion` only after its segments passed their gate (`promote`).
+
+The model steps (drift_report .. publish) run once per segmentation ("lens", config `lenses:`): they receive the
+lens's settings (`settings.for_lens(name)`), whose `ml` / `drift` sections, feature mart, registered model and
+experiments are the lens's, and every table they write carries the lens (`segmentation`). "Past" is judged per
+lens, on that lens's published history.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ def gate(settings: Settings, name: str, as_of_date: dt.date) -> dict:
     from expectations.gates import run_gate
     from seg.transform import wap
 
-    if name == "segments":  # the date's people: the published marts, or an older date's audited build
+    if name == "segments":  # the lens's assignments of the date's people: the published marts, or an older date's
+        # audited build
         schema = wap.schema_of(settings, as_of_date)
         mapping = {} if schema == wap.PUBLISHED_SCHEMA else wap.AUDIT_SCHEMAS
         return run_gate(settings, name, as_of_date, schemas=mapping or None).summary()
@@ -85,10 +91,11 @@ def publish_marts(settings: Settings, as_of_date: dt.date) -> dict:
 
 
 def _feature_table(settings: Settings, as_of_date: dt.date) -> str:
-    from ml.features import feature_table
+    """The lens's feature mart as of the date: published, or an older date's audited build."""
+    from ml.features import lens_table
     from seg.transform import wap
 
-    return feature_table(wap.schema_of(settings, as_of_date))
+    return lens_table(settings, wap.schema_of(settings, as_of_date))
 
 
 def _published_segments_as_of(settings: Settings) -> dt.date | None:
@@ -98,11 +105,12 @@ def _published_segments_as_of(settings: Settings) -> dt.date | None:
     if not settings.paths.warehouse.exists():
         return None
     with connect(settings, read_only=True) as con:
-        return segments.published_as_of(con)
+        return segments.published_as_of(con, settings.lens)
 
 
 def is_past(settings: Settings, as_of_date: dt.date) -> bool:
-    """Whether `as_of_date` is older than the published segments (a rerun of a past date: see the docstring)."""
+    """Whether `as_of_date` is older than the lens's published segments (a rerun of a past date: see the
+    docstring)."""
     current = _published_segments_as_of(settings)
     return current is not None and as_of_date < current
 
@@ -112,7 +120,7 @@ def _live_model(settings: Settings, as_of_date: dt.date, *, before: bool) -> str
     from seg.transform import segments
 
     with connect(settings, read_only=True) as con:
-        return (segments.model_live_before if before else segments.model_live_on)(con, as_of_date)
+        return (segments.model_live_before if before else segments.model_live_on)(con, as_of_date, settings.lens)
 
 
 def should_train(settings: Settings, drift_decision: str | None, as_of_date: dt.date) -> tuple[bool, str]:
@@ -187,13 +195,20 @@ def load_champion(settings: Settings, as_of_date: dt.date) -> dict:
 
 
 def assign(settings: Settings, as_of_date: dt.date) -> dict:
-    """Assign with the model chosen for the date (ml.model_choice), reading the date's features."""
+    """Assign with the model chosen for the date (ml.model_choice), reading the date's features. A lens with online
+    updates moves the reused model's centres with the day's data first, but never those of a version trained for
+    the date (it was just fitted on that data; on a rerun of the date it is reused and must assign as it did)."""
     from ml import model_choice
     from ml.assign import run
+    from ml.tracking import version_trained_on
 
     choice = model_choice.read(settings, as_of_date)
+    online = settings.ml.online_update.enabled
+    if online:
+        trained = version_trained_on(settings, as_of_date)
+        online = trained is None or str(trained.version) != choice.model_version
     return run(settings, as_of_date, model_version=choice.model_version,
-               table=_feature_table(settings, as_of_date))
+               table=_feature_table(settings, as_of_date), online=online)
 
 
 def promote(settings: Settings, as_of_date: dt.date) -> dict:
@@ -231,12 +246,24 @@ def is_verdict(exc: BaseException) -> bool:
     return isinstance(exc, GateFailed)
 
 
+# The stages run once per lens (on the lens's settings); the rest once per day.
+LENS_STAGES = ("drift_report", "should_train", "train", "load_champion", "assign", "gate_segments", "promote",
+               "publish")
+
+
+def stage_name(stage: Callable[..., Any], settings: Settings, *args: Any) -> str:
+    """The name a stage execution is recorded under, as the DAG's task ids: the function and, for `land` and
+    `gate`, its first argument (land_orders, gate_raw); a lens's stage is prefixed with the lens
+    (profile.assign, behaviour.gate_segments), as its task group prefixes the task."""
+    name = stage.__name__ + (f"_{args[0]}" if stage in (land, gate) else "")
+    return f"{settings.lens}.{name}" if name in LENS_STAGES else name
+
+
 def run_stage(stage: Callable[..., Any], settings: Settings, *args: Any, as_of_date: dt.date) -> Any:
     """Run one stage function of this module, `stage(settings, *args, as_of_date)`, and record its wall time and
-    peak RSS in reports/stage_metrics/<date>.jsonl (read by `seg bench`). The record names the stage after the
-    function and, for `land` and `gate`, its first argument (land_orders, gate_raw), as the DAG's task ids do."""
+    peak RSS in reports/stage_metrics/<date>.jsonl (read by `seg bench`) under `stage_name`."""
     from seg.pipeline import metrics
 
-    name = stage.__name__ + (f"_{args[0]}" if stage in (land, gate) else "")
+    name = stage_name(stage, settings, *args)
     with metrics.recorded(settings, name, as_of_date):
         return stage(settings, *args, as_of_date)

@@ -52,21 +52,27 @@ def print_summary(settings: Settings) -> None:
                       f"{revenue or 0:,.2f} {currency} (the reporting currency)")
         except duckdb.Error:
             pass
-        try:
-            segs = con.execute("select segment_id, segment_name, count(*) n, any_value(as_of_date), any_value(model_version) "
-                               "from marts.customer_segments group by all order by segment_id").fetchall()
+        for lens in settings.lenses:
+            try:
+                segs = con.execute(
+                    "select segment_id, segment_name, count(*) n, any_value(as_of_date), any_value(model_version) "
+                    "from marts.customer_segments where segmentation = ? group by all order by segment_id",
+                    [lens]).fetchall()
+            except (duckdb.CatalogException, duckdb.BinderException):
+                break
             if segs:
-                print(f"\nsegments as of {segs[0][3]} (model version {segs[0][4]}):")
+                print(f"\nsegmentation {lens}: segments as of {segs[0][3]} (model version {segs[0][4]}):")
                 total = sum(s[2] for s in segs)
                 for seg_id, name, n, *_ in segs:
                     print(f"  {seg_id:>3}  {n:>9,}  {n / total:6.1%}  {name}")
-        except duckdb.CatalogException:
-            pass
+            else:
+                print(f"\nsegmentation {lens}: nothing published yet")
         _print_latest_day(con)
     finally:
         con.close()
-    _print_champion(settings)
-    drift = sorted(paths.reports.glob("drift/*/drift_report.html"))
+    for lens in settings.lenses:
+        _print_champion(settings.for_lens(lens))
+    drift = sorted(paths.reports.glob("drift/*/*/drift_report.html"))
     docs = paths.reports / "data_docs" / "index.html"
     print("\nwhere to look next:")
     # the duckdb CLI is not part of the project: the venv's Python has the duckdb module
@@ -82,13 +88,15 @@ def _print_latest_day(con: duckdb.DuckDBPyConnection) -> None:
     """The last as-of date's drift decision (with its reasons) and the checks that failed that day, by severity:
     what a person asks first after a run (a warning does not stop the run, so it is easy to miss)."""
     try:
-        day, decision, reasons = con.execute(
-            "select as_of_date, decision, reasons from monitoring.drift_decisions order by as_of_date desc limit 1"
-        ).fetchone() or (None, None, None)
-    except duckdb.CatalogException:
-        day = None
-    if day is not None:
-        print(f"\ndrift on {day}: {decision} ({reasons})")
+        decisions = con.execute(
+            "select segmentation, as_of_date, decision, reasons from monitoring.drift_decisions "
+            "where as_of_date = (select max(as_of_date) from monitoring.drift_decisions) order by all").fetchall()
+    except (duckdb.CatalogException, duckdb.BinderException):
+        decisions = []
+    if decisions:
+        print()
+    for lens, day, decision, reasons in decisions:
+        print(f"drift of {lens} on {day}: {decision} ({reasons})")
     try:
         latest = con.execute("select max(as_of_date) from monitoring.gate_results").fetchone()[0]
         failed = con.execute(
@@ -119,8 +127,9 @@ def _print_champion(settings: Settings) -> None:
     except Exception as exc:  # the summary must not fail on an unreachable tracking server
         print(f"\nmodel: could not read the MLflow registry ({type(exc).__name__})")
         return
+    name = f"model of {settings.lens} ({settings.ml.registered_model_name})"
     if version is None:
-        print("\nmodel: no champion yet")
+        print(f"\n{name}: no champion yet")
         return
     weaknesses = (version.tags or {}).get("promotion_weaknesses", "not recorded")
-    print(f"\nmodel: version {version.version} is the champion; weaknesses: {weaknesses}")
+    print(f"\n{name}: version {version.version} is the champion; weaknesses: {weaknesses}")

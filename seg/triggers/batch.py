@@ -54,7 +54,7 @@ def evaluate_and_write(settings: Settings, at: dt.datetime, cfg: definitions.Tri
         info = sql.evaluate(con, settings.paths, cfg, at, since, session_gap)
         info["steps"] = {"activity_cache": cache_s, **info["steps"]}
         t0 = time.monotonic()
-        tables.write(con, at, info["zones"])
+        tables.write(con, at, info["zones"], settings.lenses)
         info["steps"]["write"] = round(time.monotonic() - t0, 3)
         counts = dict(con.execute(f"select trigger, count(*) from {tables.CURRENT} group by all order by all").fetchall())
         changes = {f"{c}:{t}": n for c, t, n in con.execute(

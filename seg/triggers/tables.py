@@ -9,7 +9,8 @@ Tables (DuckDB warehouse; `at` is the evaluation time, the run's data_interval_e
   and coalesce(exited_at, expires_at) > D` (see seg/triggers/__init__.py).
 * `marts.trigger_memberships`         current memberships at `at`: one row per (member_key, trigger).
 * `marts.trigger_membership_changes`  entered / exited / retracted per micro-batch (replaced per `at`).
-* `marts.customer_active_segments`    view: the ML segment + the highest-priority active trigger segment.
+* `marts.customer_active_segments`    view: each lens's ML segment (`<lens>_segment_id` / `_name`) + the
+  highest-priority active trigger segment; the active segment is the trigger's, else the first lens's.
 * `triggers.runs`                     one row per micro-batch (summary with per-step seconds).
 * `triggers.activity_by_day`          lapsing's cache: last activity / orders per identifier and closed ingest day
   (`triggers.activity_by_day_partitions`: the signature of every ingest partition it holds).
@@ -32,7 +33,7 @@ import duckdb
 
 from seg.core.config import pii_key
 from seg.core.paths import Paths
-from seg.core.warehouse import table_exists
+from seg.core.warehouse import sql_str, table_exists
 
 HISTORY = "marts.trigger_membership_history"
 CURRENT = "marts.trigger_memberships"
@@ -140,7 +141,8 @@ def ensure(con: duckdb.DuckDBPyConnection) -> None:
                 "seconds double, summary varchar)")
 
 
-def write(con: duckdb.DuckDBPyConnection, at: dt.datetime, zones: dict[str, dt.datetime]) -> None:
+def write(con: duckdb.DuckDBPyConnection, at: dt.datetime, zones: dict[str, dt.datetime],
+          lenses: tuple[str, ...]) -> None:
     """Merge temp table `occurrences` into the history, then rebuild current memberships and this batch's changes
     (one transaction). `zones`: per event trigger, the start of its authoritative zone (seg.triggers.sql.evaluate):
     a stored occurrence there that the evaluation no longer produces was cancelled by late data (retracted)."""
@@ -193,19 +195,30 @@ def write(con: duckdb.DuckDBPyConnection, at: dt.datetime, zones: dict[str, dt.d
             select {T}, 'exited', trigger, segment_name, member_key, person_id, occurrence_id, exited_at, exit_reason
             from {HISTORY} where exit_seen_at = {T}
         """)
-        _create_active_view(con)
+        _create_active_view(con, lenses)
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
 
 
-def _create_active_view(con: duckdb.DuckDBPyConnection) -> None:
+def _create_active_view(con: duckdb.DuckDBPyConnection, lenses: tuple[str, ...]) -> None:
+    """One row per person: a segment column pair per lens (so a person is one row whatever the lens count)."""
     schema, table = ML_SEGMENTS.split(".")
-    ml = (f"select person_id, customer_id, segment_id, segment_name from {ML_SEGMENTS}"
-          if table_exists(con, schema, table) else
-          "select null::varchar as person_id, null::varchar as customer_id, null::integer as segment_id, "
-          "null::varchar as segment_name where false")
+    per_lens = ", ".join(
+        f"max(segment_id) filter (where segmentation = {sql_str(lens)}) as {lens}_segment_id, "
+        f"max(segment_name) filter (where segmentation = {sql_str(lens)}) as {lens}_segment_name"
+        for lens in lenses)
+    if table_exists(con, schema, table):
+        (lensed,) = con.execute("select count(*) from information_schema.columns where table_schema = ? and "
+                                "table_name = ? and column_name = 'segmentation'", [schema, table]).fetchone()
+        lens_column = "segmentation" if lensed else f"{sql_str(lenses[0])} as segmentation"  # written before lenses
+        source = f"select person_id, customer_id, segment_id, segment_name, {lens_column} from {ML_SEGMENTS}"
+    else:
+        source = ("select null::varchar as person_id, null::varchar as customer_id, null::integer as segment_id, "
+                  "null::varchar as segment_name, null::varchar as segmentation where false")
+    ml = f"select person_id, any_value(customer_id) as customer_id, {per_lens} from ({source}) group by person_id"
+    lens_columns = ", ".join(f"ml.{lens}_segment_id, ml.{lens}_segment_name" for lens in lenses)
     con.execute(f"""
         create or replace view {ACTIVE_VIEW} as
         with ml as ({ml}),
@@ -217,10 +230,10 @@ def _create_active_view(con: duckdb.DuckDBPyConnection) -> None:
         select coalesce(ml.person_id, t.person_id) as person_id,
                coalesce(t.member_key, ml.person_id) as member_key,
                coalesce(ml.customer_id, t.customer_id) as customer_id,
-               ml.segment_id as ml_segment_id, ml.segment_name as ml_segment_name,
+               {lens_columns},
                t.trigger, t.segment_name as trigger_segment_name, t.priority as trigger_priority,
                t.expires_at as trigger_expires_at, t.active_triggers,
-               coalesce(t.segment_name, ml.segment_name) as active_segment_name,
+               coalesce(t.segment_name, ml.{lenses[0]}_segment_name) as active_segment_name,
                case when t.trigger is not null then 'trigger' else 'model' end as active_segment_source
         from ml full outer join ranked t on t.person_id = ml.person_id
     """)

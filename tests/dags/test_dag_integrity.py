@@ -2,6 +2,7 @@
 
 import pytest
 
+from seg.core import config
 from seg.core.contract import SOURCES
 
 
@@ -27,20 +28,25 @@ def test_gates_sit_between_the_stages_they_guard(dag):
         ("gate_marts", "build_features"),
         ("build_features", "gate_features"),
         ("gate_features", "publish_marts"),
-        ("publish_marts", "drift_report"),
-        ("drift_report", "choose_model"),
-        ("choose_model", "train"),
-        ("choose_model", "load_champion"),
-        ("train", "assign"),
-        ("load_champion", "assign"),
-        ("assign", "gate_segments"),
-        ("gate_segments", "promote"),
-        ("promote", "publish"),
     }
     assert pinned <= edges(dag)
-    assert not dag.get_task("publish").downstream_task_ids
-    # the champion alias moves only once the segments passed their gate: nothing else leads to promote
-    assert dag.get_task("promote").upstream_task_ids == {"gate_segments"}
+
+
+def test_each_lens_has_its_own_model_steps_after_the_marts(dag):
+    lenses = config.load().lenses
+    assert lenses == ("profile", "behaviour")
+    for lens in lenses:
+        steps = [("publish_marts", "drift_report"), ("drift_report", "choose_model"), ("choose_model", "train"),
+                 ("choose_model", "load_champion"), ("train", "assign"), ("load_champion", "assign"),
+                 ("assign", "gate_segments"), ("gate_segments", "promote"), ("promote", "publish")]
+        pinned = {(a if a == "publish_marts" else f"{lens}.{a}", f"{lens}.{b}") for a, b in steps}
+        assert pinned <= edges(dag), lens
+        assert not dag.get_task(f"{lens}.publish").downstream_task_ids
+        # the champion alias moves only once the segments passed their gate: nothing else leads to promote
+        assert dag.get_task(f"{lens}.promote").upstream_task_ids == {f"{lens}.gate_segments"}
+        # a lens never waits for another: one lens's failure leaves the others' segments
+        upstream = dag.get_task(f"{lens}.drift_report").upstream_task_ids
+        assert upstream == {"publish_marts"}
 
 
 def test_dag_policy(dag):
@@ -52,4 +58,5 @@ def test_dag_policy(dag):
         assert task.owner == "data-platform"
         assert task.retries == 0
         assert task.pool == "warehouse_writer", "one DuckDB writer across DAGs"
-    assert dag.get_task("assign").trigger_rule == "none_failed_min_one_success"
+    for lens in config.load().lenses:
+        assert dag.get_task(f"{lens}.assign").trigger_rule == "none_failed_min_one_success"

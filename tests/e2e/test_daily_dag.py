@@ -59,7 +59,7 @@ def stage_metrics(settings, day: dt.date) -> list[tuple[str, str]]:
 
 
 def registry(settings) -> tuple[list[tuple[str, str, str]], str]:
-    """The registered versions (version, as_of_date tag, promotion tag) of the model and the champion's version."""
+    """The registered versions (version, as_of_date tag, promotion tag) of the lens's model and its champion."""
     from ml.tracking import client as mlflow_client
 
     # not mlflow.set_tracking_uri: it exports MLFLOW_TRACKING_URI, which later `seg run` subprocesses would inherit
@@ -70,23 +70,42 @@ def registry(settings) -> tuple[list[tuple[str, str, str]], str]:
     return versions, str(client.get_model_version_by_alias(name, "champion").version)
 
 
+def registries(settings) -> dict[str, tuple]:
+    return {lens: registry(settings.for_lens(lens)) for lens in settings.lenses}
+
+
 def published_model_versions(settings) -> set[str]:
-    return {str(v) for (v,) in query(settings, "select distinct model_version from marts.customer_segments")}
+    return {str(v) for (v,) in query(settings, "select distinct model_version from marts.customer_segments "
+                                               "where segmentation = ?", [settings.lens])}
 
 
-def test_day_one_trained_the_champion_and_day_two_followed_its_drift_decision(ran):
-    """Day 1 has no champion: it trains and promotes. Day 2 is no training weekday: it trains only if its drift
-    report decided `retrain` (this lake has a planted web-channel collapse inside day 1's flow reference window,
-    so it does today), and then assigns with the new version only if that version won promotion. The registry,
-    the champion alias and the published model versions must tell the same story."""
+def lenses(settings):
+    return [settings.for_lens(lens) for lens in settings.lenses]
+
+
+def test_the_deployment_has_two_lenses(ran):
+    settings, _ = ran
+    assert settings.lenses == ("profile", "behaviour")
+
+
+@pytest.mark.parametrize("lens", ["profile", "behaviour"])
+def test_day_one_trained_the_champion_and_day_two_followed_its_drift_decision(ran, lens):
+    """Day 1 has no champion: each lens trains and promotes. On day 2 a lens trains on its schedule or when its
+    drift report decided `retrain`, and then assigns with the new version only if that version won promotion.
+    The lens's registry, champion alias and published model versions must tell the same story."""
     settings, proc = ran
+    settings = settings.for_lens(lens)
     day1, day2 = stage_states(proc.stdout, DAY1), stage_states(proc.stdout, END)
-    assert (day1["train"], day1["load_champion"]) == ("success", "skipped"), day1
-    assert ("train", "success") in stage_metrics(settings, DAY1)
-    (decision,), = query(settings, "select decision from monitoring.drift_decisions where as_of_date = ?", [END])
-    trains = decision == "retrain" or END.weekday() in settings.ml.train_weekdays
-    assert (day2["train"], day2["load_champion"]) == (("success", "skipped") if trains else ("skipped", "success"))
-    assert (("train", "success") in stage_metrics(settings, END)) is trains
+    assert (day1[f"{lens}.train"], day1[f"{lens}.load_champion"]) == ("success", "skipped"), day1
+    assert (f"{lens}.train", "success") in stage_metrics(settings, DAY1)
+    (decision,), = query(settings, "select decision from monitoring.drift_decisions where segmentation = ? and "
+                                   "as_of_date = ?", [lens, END])
+    from ml.train import is_training_day
+
+    trains = decision == "retrain" or is_training_day(settings, END)[0]
+    assert (day2[f"{lens}.train"], day2[f"{lens}.load_champion"]) == (
+        ("success", "skipped") if trains else ("skipped", "success"))
+    assert ((f"{lens}.train", "success") in stage_metrics(settings, END)) is trains
 
     versions, champion = registry(settings)
     assert [d for _, d, _ in versions] == [DAY1.isoformat()] + ([END.isoformat()] if trains else [])
@@ -100,15 +119,40 @@ def test_day_one_trained_the_champion_and_day_two_followed_its_drift_decision(ra
         assert not second or second[0][2] == "challenger", second
     assert published_model_versions(settings) == {champion}
     history = query(settings, "select as_of_date, count(distinct model_version), min(model_version) "
-                              "from marts.customer_segment_history group by 1 order by 1")
+                              "from marts.customer_segment_history where segmentation = ? group by 1 order by 1",
+                    [lens])
     assert [(d, n, str(v)) for d, n, v in history] == [(DAY1, 1, first[0]), (END, 1, champion)]
+
+
+def test_each_lens_has_its_own_model_features_and_segments(ran):
+    """The two lenses are two segmentations: their own registered models, trained on their own feature marts,
+    with their own segments (not one model's segments copied under two names)."""
+    settings, _ = ran
+    from ml.tracking import champion_version, client
+
+    runs = {}
+    for lens in lenses(settings):
+        version = champion_version(lens)
+        runs[lens.lens] = client(lens).get_run(version.run_id).data.tags
+        assert runs[lens.lens]["segmentation"] == lens.lens
+        assert runs[lens.lens]["data.table"] == f"marts.{lens.feature_table}"
+    assert set(runs["profile"]["features"].split(",")) <= set(settings.for_lens("profile").ml.features) | set(
+        settings.for_lens("profile").ml.lifecycle_features)
+    assert set(runs["behaviour"]["features"].split(",")) <= set(settings.for_lens("behaviour").ml.features)
+    (agreement,), = query(settings, """
+        select count(*) filter (where p.segment_id = b.segment_id) / count(*) from marts.customer_segments p
+        join marts.customer_segments b using (person_id)
+        where p.segmentation = 'profile' and b.segmentation = 'behaviour'""")
+    assert agreement < 0.9, "the behaviour lens's segments are not a copy of the profile lens's"
 
 
 def test_every_stage_ran_and_is_reported(ran):
     _, proc = ran
-    for stage in ("land_orders", "gate_raw", "dbt_build", "gate_marts", "build_features", "assign", "drift_report",
-                  "gate_segments", "promote", "publish"):
+    for stage in ("land_orders", "gate_raw", "dbt_build", "gate_marts", "build_features", "publish_marts"):
         assert stage in proc.stdout
+    for lens in ("profile", "behaviour"):
+        for stage in ("drift_report", "choose_model", "assign", "gate_segments", "promote", "publish"):
+            assert f"{lens}.{stage}" in proc.stdout
     assert f"segmentation_daily {END}: SUCCESS" in proc.stdout
     # day 1 trained (no champion yet); day 2 is not a training weekday and reused the champion
     assert f"segmentation_daily {DAY1}: SUCCESS" in proc.stdout
@@ -142,19 +186,27 @@ def test_marts_reconcile_with_the_landed_orders(ran):
     assert float(rfm_revenue) == pytest.approx(lake_revenue, rel=1e-6)  # marts keep money as DECIMAL
 
 
-def test_every_person_has_exactly_one_published_segment(ran):
+@pytest.mark.parametrize("lens", ["profile", "behaviour"])
+def test_every_person_has_exactly_one_published_segment_per_lens(ran, lens):
     settings, _ = ran
     (people,), = query(settings, "select count(*) from marts.customers")
     (assigned, distinct_people, segments), = query(
-        settings, "select count(*), count(distinct person_id), count(distinct segment_id) from marts.customer_segments")
+        settings, "select count(*), count(distinct person_id), count(distinct segment_id) from marts.customer_segments "
+                  "where segmentation = ?", [lens])
     assert people == assigned == distinct_people
     assert segments >= 2
-    dates = [r[0] for r in query(settings, "select distinct as_of_date from marts.customer_segment_history order by 1")]
+    dates = [r[0] for r in query(settings, "select distinct as_of_date from marts.customer_segment_history "
+                                           "where segmentation = ? order by 1", [lens])]
     assert dates == [DAY1, END]
+    (named,), = query(settings, "select count(*) from marts.segment_profiles where segmentation = ? and "
+                                "as_of_date = ? and segment_name <> ''", [lens, END])
+    assert named == segments, "every segment of the lens has a name and a profile"
 
 
-def test_mlflow_run_with_metrics_and_a_champion(ran):
+@pytest.mark.parametrize("lens", ["profile", "behaviour"])
+def test_mlflow_run_with_metrics_and_a_champion(ran, lens):
     settings, _ = ran
+    settings = settings.for_lens(lens)
     from ml.tracking import client as mlflow_client
 
     # not mlflow.set_tracking_uri: it exports MLFLOW_TRACKING_URI, which later `seg run` subprocesses would inherit
@@ -163,20 +215,22 @@ def test_mlflow_run_with_metrics_and_a_champion(ran):
     champion = client.get_model_version_by_alias(name, "champion")
     run = client.get_run(champion.run_id)
     assert run.data.metrics, "the training run logged metrics"
-    (version,), = {r[0] for r in query(settings, "select model_version from marts.customer_segments")},
-    assert str(version) == str(champion.version)
+    assert published_model_versions(settings) == {str(champion.version)}
 
 
 def test_quality_gate_results_and_drift_reports_exist(ran):
     settings, _ = ran
+    names = ("raw", "marts", "features", "segments.profile", "segments.behaviour")
     for day in (DAY1, END):
-        for gate in ("raw", "marts", "features", "segments"):
+        for gate in names:
             assert (settings.paths.reports / "gx" / day.isoformat() / f"{gate}.json").exists()
-        report = settings.paths.reports / "drift" / day.isoformat() / "drift_report.json"
-        assert json.loads(report.read_text())["decision"] in {"none", "warn", "retrain"}
+        for lens in settings.lenses:
+            report = json.loads((settings.paths.reports / "drift" / day.isoformat() / lens / "drift_report.json")
+                                .read_text())
+            assert report["decision"] in {"none", "warn", "retrain"} and report["segmentation"] == lens
     assert (settings.paths.reports / "data_docs" / "index.html").exists()
     gates = {r[0] for r in query(settings, "select distinct gate from monitoring.gate_results")}
-    assert {"raw", "marts", "features", "segments"} <= gates
+    assert set(names) <= gates
 
 
 def test_rerunning_a_date_changes_nothing(ran):
@@ -186,14 +240,15 @@ def test_rerunning_a_date_changes_nothing(ran):
     before = {t: table_fingerprint(settings, t) for t in tables if t != "monitoring.gate_results"}
     (gate_rows_before,), = query(settings, "select count(*) from monitoring.gate_results")
     manifests_before = sorted(p.read_text() for p in settings.paths.manifests.rglob("*.json"))
-    registry_before = registry(settings)
+    registry_before = registries(settings)
     proc = seg_run(settings.paths.root, "run", "--date", END.isoformat())
     assert proc.returncode == 0, proc.stdout[-3000:]
-    # END is not a training weekday: the rerun reuses the champion (no new version, the same alias)
+    # a rerun reuses the lens's model of the date (no new version, the same alias)
     states = stage_states(proc.stdout, END)
-    assert (states["train"], states["load_champion"]) == ("skipped", "success"), states
-    assert registry(settings) == registry_before
-    assert published_model_versions(settings) == {registry_before[1]}
+    for lens in settings.lenses:
+        assert (states[f"{lens}.train"], states[f"{lens}.load_champion"]) == ("skipped", "success"), states
+        assert published_model_versions(settings.for_lens(lens)) == {registry_before[lens][1]}
+    assert registries(settings) == registry_before
     assert {t: table_fingerprint(settings, t) for t in before} == before
     (gate_rows_after,), = query(settings, "select count(*) from monitoring.gate_results")
     assert gate_rows_after == gate_rows_before
@@ -201,8 +256,8 @@ def test_rerunning_a_date_changes_nothing(ran):
 
 
 def drift_decisions(settings) -> list[tuple]:
-    return query(settings, "select as_of_date, decision, reasons, model_version from monitoring.drift_decisions "
-                           "order by as_of_date")
+    return query(settings, "select segmentation, as_of_date, decision, reasons, model_version "
+                           "from monitoring.drift_decisions order by all")
 
 
 def test_rerunning_an_older_date_keeps_the_current_state_and_reproduces_that_date(ran):
@@ -218,15 +273,17 @@ def test_rerunning_an_older_date_keeps_the_current_state_and_reproduces_that_dat
     history_before = {t: query(settings, f"select count(*), count(distinct person_id) from {t} {day1}")
                       for t in ("marts.customer_segment_history", "marts.customer_features_history")}
     day1_segments = table_fingerprint_where(settings, "marts.customer_segment_history", day1)
-    decisions_before, registry_before = drift_decisions(settings), registry(settings)
+    decisions_before, registry_before = drift_decisions(settings), registries(settings)
 
     proc = seg_run(settings.paths.root, "run", "--date", DAY1.isoformat())
     assert proc.returncode == 0, proc.stdout[-3000:]
     states = stage_states(proc.stdout, DAY1)
-    assert (states["train"], states["load_champion"], states["publish"]) == ("skipped", "success", "success"), states
+    for lens in settings.lenses:
+        assert (states[f"{lens}.train"], states[f"{lens}.load_champion"], states[f"{lens}.publish"]) == (
+            "skipped", "success", "success"), states
 
     assert {t: table_fingerprint(settings, t) for t in current} == before
-    assert registry(settings) == registry_before
+    assert registries(settings) == registry_before
     assert drift_decisions(settings) == decisions_before
     assert {t: query(settings, f"select count(*), count(distinct person_id) from {t} {day1}")
             for t in history_before} == history_before

@@ -88,26 +88,37 @@ def shifted(tmp_path_factory):
     return config.load(data), proc
 
 
-def test_the_dag_trains_without_a_champion_then_reuses_it_while_nothing_drifts(shifted):
+def _report(settings, day: dt.date) -> dict:
+    return json.loads((settings.paths.reports / "drift" / day.isoformat() / settings.lens / "drift_report.json")
+                      .read_text())
+
+
+@pytest.mark.parametrize("lens", ["profile", "behaviour"])
+def test_the_dag_trains_without_a_champion_then_reuses_it_while_nothing_drifts(shifted, lens):
     settings, _ = shifted
+    settings = settings.for_lens(lens)
     first, second = (_stages(settings, d) for d in DAYS[:2])
-    assert first.get("train") == "success" and "load_champion" not in first
-    assert second.get("load_champion") == "success" and "train" not in second
-    report = json.loads((settings.paths.reports / "drift" / DAYS[1].isoformat() / "drift_report.json").read_text())
+    assert first.get(f"{lens}.train") == "success" and f"{lens}.load_champion" not in first
+    assert second.get(f"{lens}.load_champion") == "success" and f"{lens}.train" not in second
+    report = _report(settings, DAYS[1])
     assert report["decision"] != "retrain", report["reasons"]
 
 
-def test_a_behaviour_change_makes_the_dag_retrain_early_and_promote_the_new_model(shifted):
+# The day's channel mix is one of each lens's drift signals (ml/drift/rules.py): both lenses act on it.
+@pytest.mark.parametrize("lens", ["profile", "behaviour"])
+def test_a_behaviour_change_makes_the_dag_retrain_early_and_promote_the_new_model(shifted, lens):
     settings, proc = shifted
+    settings = settings.for_lens(lens)
     stages = _stages(settings, SHIFT)
-    assert stages.get("drift_report") == "success"
-    assert stages.get("train") == "success" and "load_champion" not in stages, stages
-    report = json.loads((settings.paths.reports / "drift" / SHIFT.isoformat() / "drift_report.json").read_text())
+    assert stages.get(f"{lens}.drift_report") == "success"
+    assert stages.get(f"{lens}.train") == "success" and f"{lens}.load_champion" not in stages, stages
+    report = _report(settings, SHIFT)
     assert report["decision"] == "retrain"
     assert any(r.startswith("behaviour changed: today's orders.channel") for r in report["reasons"]), report["reasons"]
     # the decision and its reasons are queryable next to every other day's
     decisions = {d: (decision, reasons) for d, decision, reasons in query(
-        settings, "select as_of_date, decision, reasons from monitoring.drift_decisions order by 1")}
+        settings, "select as_of_date, decision, reasons from monitoring.drift_decisions where segmentation = ? "
+                  "order by 1", [lens])}
     assert set(decisions) == set(DAYS)
     assert decisions[SHIFT][0] == "retrain" and "behaviour changed" in decisions[SHIFT][1]
 
@@ -119,5 +130,6 @@ def test_a_behaviour_change_makes_the_dag_retrain_early_and_promote_the_new_mode
     assert champion.version == trained.version, (champion.tags, trained.tags)
     assert "today's fit sample" in trained.tags.get("promotion_reason", "")
     # the day's segments were assigned by the model trained that day
-    (version,) = query(settings, "select distinct model_version from marts.customer_segments")[0]
+    (version,) = query(settings, "select distinct model_version from marts.customer_segments where segmentation = ?",
+                       [lens])[0]
     assert str(version) == str(trained.version)

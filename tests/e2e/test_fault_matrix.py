@@ -71,7 +71,7 @@ FAULTS = [
     Fault("future_timestamps", "store_visits", "raw__ingest", "quarantine_share", "warning", run="warnings"),
     Fault("volume_drop", "survey_responses", "raw__ingest", "volume", "warning", run="warnings"),
 ]
-GATES = ("raw", "marts", "features", "segments")
+GATES = ("raw", "marts", "features", "segments.profile", "segments.behaviour")
 
 
 def _generate(root: Path, faults: list[str]) -> Path:
@@ -142,8 +142,9 @@ def test_clean_data_passes_every_gate_and_publishes(baseline):
     for gate in ("raw", "marts", "features"):  # volume, freshness, quarantine and amounts raise no false alarm
         assert failed_rows(settings, BASE_DAY, gate) == [], gate
     assert {"customers", "orders", "customer_rfm", "customer_features", "customer_segments"} <= set(prints)
-    (published,), = query(settings, "select count(distinct as_of_date) from marts.customer_segments")
-    assert published == 1
+    (published, lenses), = query(settings, "select count(distinct as_of_date), count(distinct segmentation) "
+                                           "from marts.customer_segments")
+    assert (published, lenses) == (1, 2)
     (audited,), = query(settings, "select count(*) from marts_audit.customers")
     (customers,), = query(settings, "select count(*) from marts.customers")
     assert audited == customers > 0

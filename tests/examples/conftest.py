@@ -72,11 +72,14 @@ def rejected_lines(settings: Settings, day: dt.date) -> list[tuple[int, str, str
 
 
 def assert_every_customer_has_one_segment(run: ExampleRun) -> int:
+    """Every customer has one segment in every lens, and nobody else has one."""
     (customers,), = run.query("select count(*) from marts.customers")
-    (segmented, unsegmented), = run.query("""
-        select count(s.person_id), count(*) filter (where s.person_id is null)
-        from marts.customers as c left join marts.customer_segments as s using (person_id)""")
-    assert customers > 0 and unsegmented == 0 and segmented == customers
+    for lens in run.settings.lenses:
+        (segmented, unsegmented), = run.query(f"""
+            select count(s.person_id), count(*) filter (where s.person_id is null)
+            from marts.customers as c left join marts.customer_segments as s
+              on s.person_id = c.person_id and s.segmentation = '{lens}'""")
+        assert customers > 0 and unsegmented == 0 and segmented == customers, lens
     (rows,), = run.query("select count(*) from marts.customer_segments")
-    assert rows == customers, "one segment row per customer, no one else"
+    assert rows == customers * len(run.settings.lenses), "one segment row per customer and lens, no one else"
     return customers

@@ -142,12 +142,12 @@ def build_marts(settings, *, skip: tuple[str, ...] = (), sql: tuple[str, ...] = 
             con.execute(statement)
 
 
-def build_assignments(settings, *, day: dt.date = DAY, sql: tuple[str, ...] = ()) -> None:
-    """Five people in three segments (shares 0.4, 0.4, 0.2), as ml/assign.py writes them."""
+def build_assignments(settings, *, day: dt.date = DAY, sql: tuple[str, ...] = (), lens: str = "profile") -> None:
+    """Five people in three segments (shares 0.4, 0.4, 0.2) of lens `lens`, as ml/assign.py writes them."""
     with warehouse.connect(settings) as con:
         con.execute("create schema if not exists ml_stage")
         con.execute(f"""create or replace table ml_stage.customer_assignments as
-            select person_id, customer_id, segment_id, segment_name, DATE '{day.isoformat()}' as as_of_date,
+            select '{lens}' as segmentation, person_id, customer_id, segment_id, segment_name, DATE '{day.isoformat()}' as as_of_date,
                    '3' as model_version, distance_to_centroid
             from (values ('P1', 'C00000001', 0, 'Loyal', 0.5), ('P2', 'C00000002', 0, 'Loyal', 0.7),
                          ('P3', 'C00000003', 1, 'Browsers', 1.1), ('P4', NULL, 1, 'Browsers', 0.9),
@@ -155,7 +155,7 @@ def build_assignments(settings, *, day: dt.date = DAY, sql: tuple[str, ...] = ()
                  t(person_id, customer_id, segment_id, segment_name, distance_to_centroid)""")
         # the model's segments, as ml/assign.py writes them next to the assignments
         con.execute(f"""create or replace table ml_stage.segment_profiles as
-            select segment_id, segment_name, size, size / 5 as share, '[]' as top_features, '3' as model_version,
+            select '{lens}' as segmentation, segment_id, segment_name, size, size / 5 as share, '[]' as top_features, '3' as model_version,
                    DATE '{day.isoformat()}' as as_of_date
             from (values (0, 'Loyal', 2), (1, 'Browsers', 2), (2, 'Bargain', 1)) t(segment_id, segment_name, size)""")
         for statement in sql:

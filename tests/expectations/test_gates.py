@@ -13,6 +13,7 @@ import yaml
 
 from expectations import GATES, GateFailed, run_gate
 from expectations.suites._base import POLICY_FILE, Policy
+from seg.core import warehouse
 
 from ._lakes import (
     DAY,
@@ -248,8 +249,9 @@ def test_segments_gate_fails_unassigned_duplicated_unknown_and_empty_segments(la
     build_marts(lake)
     build_assignments(lake, sql=(
         "delete from ml_stage.customer_assignments where person_id = 'P3'",
-        f"insert into ml_stage.customer_assignments values ('P1', 'C00000001', 0, 'Loyal', DATE '{DAY}', '3', 0.1)",
-        f"insert into ml_stage.customer_assignments values ('P9', NULL, 0, 'Loyal', DATE '{DAY}', '3', 0.1)",
+        f"insert into ml_stage.customer_assignments values ('profile', 'P1', 'C00000001', 0, 'Loyal', DATE '{DAY}', "
+        "'3', 0.1)",
+        f"insert into ml_stage.customer_assignments values ('profile', 'P9', NULL, 0, 'Loyal', DATE '{DAY}', '3', 0.1)",
         "update ml_stage.customer_assignments set segment_id = NULL where person_id = 'P4'",
         "update ml_stage.customer_assignments set segment_id = 3 where person_id = 'P5'",
     ))
@@ -297,6 +299,26 @@ def test_segments_gate_only_warns_about_segment_shares(lake):
     [share] = result.failures()
     assert (share.key, share.severity) == ("segment_share", "warning")
     assert share.sample_values == [{"segment_id": 0, "segment_name": "All", "members": 5, "share": 1.0}]
+
+
+def test_segments_gate_runs_per_lens_on_that_lens_rows_only(lake):
+    """Each lens's segments are gated on their own (recorded as segments.<lens>): another lens's broken rows
+    neither fail this lens nor hide that this lens has not assigned anyone."""
+    build_marts(lake)
+    build_assignments(lake, sql=(  # the behaviour lens's rows: one person twice, an unknown segment
+        "insert into ml_stage.customer_assignments select 'behaviour', person_id, customer_id, 7, 'Odd', as_of_date, "
+        "'1', 0.1 from ml_stage.customer_assignments union all select 'behaviour', 'P1', 'C00000001', 7, 'Odd', "
+        f"DATE '{DAY}', '1', 0.1",))
+    profile = run_gate(lake, "segments", DAY)
+    assert profile.gate == "segments.profile" and profile.success and not profile.failures()
+    with pytest.raises(GateFailed) as raised:
+        run_gate(lake.for_lens("behaviour"), "segments", DAY)
+    result = raised.value.result
+    assert result.gate == "segments.behaviour"
+    assert {key for _, key in failed(result)} >= {"person_id.assigned_once", "unknown_segment"}
+    with warehouse.connect(lake, read_only=True) as con:
+        gates = con.execute("select distinct gate from monitoring.gate_results order by 1").fetchall()
+    assert gates == [("segments.behaviour",), ("segments.profile",)]
 
 
 def test_segments_gate_validates_only_the_as_of_date(lake):

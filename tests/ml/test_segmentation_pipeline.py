@@ -6,7 +6,7 @@ One training is shared by the module (it is the slow part: ~3-5 s); tests that c
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import mlflow
@@ -130,8 +130,8 @@ def test_profiles_are_staged_published_and_explain_says_why(world):
     publish.run(settings, AS_OF)
     with connect(settings) as con:
         staged = con.execute("select * from ml_stage.segment_profiles order by segment_id").df()
-        assert publish.publish_profiles(con, AS_OF) == len(staged)
-        assert publish.publish_profiles(con, AS_OF) == len(staged)  # rerun replaces the date's rows
+        assert publish.publish_profiles(con, AS_OF, settings.lens) == len(staged)
+        assert publish.publish_profiles(con, AS_OF, settings.lens) == len(staged)  # a rerun replaces the date
         published = con.execute("select * from marts.segment_profiles order by segment_id").df()
     assert len(published) == len(staged) == result["k"]
     assert published["size"].sum() == N_ROWS
@@ -146,12 +146,16 @@ def test_profiles_are_staged_published_and_explain_says_why(world):
     customer = frame["customer_id"].dropna().iloc[0]
     out = explain.explain(settings, customer)
     assert out["customer_id"] == customer
-    assert out["segment_name"] == result["segment_names"][str(out["segment_id"])]
-    assert out["since"] == AS_OF.isoformat() and out["previous_segment"] is None
-    assert out["why"] and all(r["segment_z"] is not None for r in out["why"])
-    gaps = [r["gap"] for r in out["why"] if r["gap"] is not None]
+    # only the lens this world published has an answer; the others say so
+    (lens,) = out["segmentations"]
+    assert lens["segmentation"] == settings.lens and out["missing"] == list(settings.lenses[1:])
+    assert lens["segment_name"] == result["segment_names"][str(lens["segment_id"])]
+    assert lens["since"] == AS_OF.isoformat() and lens["previous_segment"] is None
+    assert lens["why"] and all(r["segment_z"] is not None for r in lens["why"])
+    gaps = [r["gap"] for r in lens["why"] if r["gap"] is not None]
     assert gaps == sorted(gaps)
-    assert customer in explain.render(out)
+    text = explain.render(out)
+    assert customer in text and f"{settings.lens} (" in text and "no published segment" in text
     with pytest.raises(LookupError):
         explain.explain(settings, "no-such-customer")
 
@@ -191,17 +195,37 @@ def test_drift_flags_a_feature_multiplied_by_100(world):
     assert all(v < settings.drift.psi_watch for f, v in out["psi"].items() if f != "monetary")
     report = json.loads(Path(out["report_json"]).read_text())
     assert report["decision"] == out["decision"]
-    assert str(settings.paths.reports / "drift" / day.isoformat()) in out["report_json"]
+    assert str(settings.paths.reports / "drift" / day.isoformat() / settings.lens) in out["report_json"]
 
 
 def test_should_train_on_training_weekdays_or_when_forced(world):
     settings, _, _, _ = world
-    assert AS_OF.weekday() in settings.ml.train_weekdays
-    assert train.should_train(settings, AS_OF)[0] is True
+    weekly = settings.with_overrides({"ml": {"train_weekdays": [AS_OF.weekday()], "train_monthdays": []}})
+    assert train.should_train(weekly, AS_OF)[0] is True
     tuesday = AS_OF + timedelta(days=1)
-    go, reason = train.should_train(settings, tuesday)
+    go, reason = train.should_train(weekly, tuesday)
     assert go is False and "not a training day" in reason
-    assert train.should_train(settings, tuesday, force=True) == (True, "forced")
+    assert train.should_train(weekly, tuesday, force=True) == (True, "forced")
+
+
+def test_a_monthly_schedule_trains_on_its_days_of_the_month(world):
+    settings, _, _, _ = world
+    monthly = settings.with_overrides({"ml": {"train_weekdays": [], "train_monthdays": [1, 31]}})
+    assert train.is_training_day(monthly, date(2026, 11, 1))[0] is True
+    assert train.is_training_day(monthly, date(2026, 11, 30))[0] is True  # 31 means November's last day
+    assert train.is_training_day(monthly, date(2026, 12, 31))[0] is True
+    assert train.is_training_day(monthly, date(2026, 12, 30))[0] is False
+    assert train.is_training_day(monthly, date(2027, 2, 28))[0] is True
+    go, reason = train.should_train(monthly, date(2026, 11, 2))
+    assert go is False and "not a training day" in reason
+
+
+def test_the_lenses_schedules_profile_monthly_behaviour_weekly(world):
+    settings, _, _, _ = world
+    profile, behaviour = (settings.for_lens(lens) for lens in ("profile", "behaviour"))
+    monday_the_second, sunday_the_first = date(2026, 11, 2), date(2026, 11, 1)
+    assert [train.is_training_day(profile, d)[0] for d in (sunday_the_first, monday_the_second)] == [True, False]
+    assert [train.is_training_day(behaviour, d)[0] for d in (sunday_the_first, monday_the_second)] == [False, True]
 
 
 def test_the_dag_trains_early_on_a_drift_retrain_but_only_once_per_date(world):

@@ -202,15 +202,21 @@ def test_hybrid_view_puts_the_highest_priority_trigger_over_the_model_segment(la
     con = duckdb.connect(str(lake_copy.paths.warehouse))
     try:
         con.execute("create schema if not exists marts")
-        con.execute("create or replace table marts.customer_segments as select distinct person_id, "
+        con.execute("create or replace table marts.customer_segments as select 'profile' as segmentation, person_id, "
                     "null::varchar as customer_id, 1 as segment_id, 'Loyal' as segment_name, DATE '2026-11-04' as as_of_date, "
-                    "'1' as model_version from marts.identities")
+                    "'1' as model_version from (select distinct person_id from marts.identities) union all "
+                    "select 'behaviour', person_id, null, 2, 'Active', DATE '2026-11-04', '1' "
+                    "from (select distinct person_id from marts.identities)")
     finally:
         con.close()
     evaluate_and_write(lake_copy, EVAL_END, cfg)
     rows = query(lake_copy, "select active_segment_source, count(*), count(distinct person_id) from marts.customer_active_segments group by 1")
     sources = {s: (n, d) for s, n, d in rows}
     assert sources["model"][0] > 0 and sources["trigger"][0] > 0
+    assert all(n == d for n, d in sources.values()), "one row per person whatever the lens count"
+    lensed = query(lake_copy, "select distinct profile_segment_name, behaviour_segment_name, active_segment_name "
+                              "from marts.customer_active_segments where active_segment_source = 'model'")
+    assert lensed == [("Loyal", "Active", "Loyal")]  # the model's active segment is the first lens's
     multi = query(lake_copy, """
         select a.trigger, (select min(priority) from marts.trigger_memberships m where m.member_key = a.member_key)
         from marts.customer_active_segments a where len(a.active_triggers) > 1""")
