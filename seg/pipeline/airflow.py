@@ -89,7 +89,7 @@ def run_dag(settings: Settings, logical: dt.date | dt.datetime, dag_id: str | No
 
 def print_stages(dag_id: str, state: str, stages: list[StageResult], logical, wall: float, out=sys.stdout) -> None:
     print(f"\n{dag_id} {logical}: {state.upper()} in {wall:.1f} s", file=out)
-    print(f"  {'stage':<24}{'state':<18}{'seconds':>8}", file=out)
+    print(f"  {'stage':<28}{'state':<18}{'seconds':>8}", file=out)
     for s in stages:
         secs = f"{s.seconds:8.1f}" if s.seconds is not None else "       -"
         print(f"  {s.task_id:<28}{s.state:<18}{secs}", file=out)
