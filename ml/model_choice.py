@@ -17,7 +17,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from seg.core.config import Settings
-from seg.core.warehouse import connect, table_exists
+from seg.core.warehouse import column_exists, connect, table_exists
 
 TABLE = "ml_stage.model_choice"
 
@@ -64,6 +64,4 @@ def read(settings: Settings, as_of_date: dt.date) -> ModelChoice:
 
 
 def _lensed(con) -> bool:
-    (n,) = con.execute("select count(*) from information_schema.columns where table_schema = 'ml_stage' and "
-                       "table_name = 'model_choice' and column_name = 'segmentation'").fetchone()
-    return bool(n)
+    return column_exists(con, "ml_stage", "model_choice", "segmentation")

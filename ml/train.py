@@ -64,7 +64,7 @@ from ml import candidates, features, matching, naming, plots, promotion, selecti
 from ml.candidates import Candidate
 from ml.drift.reference import build_reference
 from seg.core.config import MlSettings, Settings
-from seg.core.warehouse import connect
+from seg.core.warehouse import column_exists, connect
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +162,7 @@ def _previous_segments(con, frame, lens: str) -> np.ndarray | None:
         ).fetchall()[0][0]
         if not exists:
             continue
-        (lensed,) = con.execute("select count(*) from information_schema.columns where table_schema = ? and "
-                                "table_name = ? and column_name = 'segmentation'", [schema, table]).fetchone()
-        if not lensed:  # written before lenses: it holds the first lens's segments, and none of another's
+        if not column_exists(con, schema, table, "segmentation"):  # written before lenses: it holds the first lens's segments, and none of another's
             continue
         cur = con.cursor()
         try:

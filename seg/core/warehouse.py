@@ -92,6 +92,14 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
     return bool(row and row[0])
 
 
+def column_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str) -> bool:
+    row = con.execute(
+        "select count(*) from information_schema.columns where table_schema = ? and table_name = ? and column_name = ?",
+        [schema, table, column],
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def sql_str(value: object) -> str:
     """`value` as a DuckDB string literal (quotes doubled), for the places SQL is composed, not parameterised:
     file paths in read_* / COPY, reason texts and patterns spliced into generated checks."""
@@ -105,9 +113,5 @@ def add_segmentation_column(con: duckdb.DuckDBPyConnection, relation: str, lens:
     """A table written before segmentations had lenses (issue #15) gets the `segmentation` column, its rows the
     deployment's first lens (the one segmentation they were); writers then insert by name."""
     schema, table = relation.split(".")
-    if not table_exists(con, schema, table):
-        return
-    (has,) = con.execute("select count(*) from information_schema.columns where table_schema = ? and "
-                         "table_name = ? and column_name = ?", [schema, table, SEGMENTATION]).fetchone()
-    if not has:
+    if table_exists(con, schema, table) and not column_exists(con, schema, table, SEGMENTATION):
         con.execute(f"alter table {relation} add column {SEGMENTATION} varchar default {sql_str(lens)}")

@@ -20,7 +20,7 @@ import datetime as dt
 import duckdb
 
 from seg.core.config import Settings
-from seg.core.warehouse import add_segmentation_column, connect, table_exists
+from seg.core.warehouse import add_segmentation_column, column_exists, connect, table_exists
 
 SEGMENT_COLUMNS = "segmentation, person_id, customer_id, segment_id, segment_name, as_of_date, model_version"
 # ml.assign writes the audited inputs (seg/core/catalog.py); this module is the one writer of the three marts.
@@ -48,11 +48,7 @@ def published_as_of(con: duckdb.DuckDBPyConnection, lens: str) -> dt.date | None
 def _lensed_history(con: duckdb.DuckDBPyConnection) -> bool:
     """The history exists with its `segmentation` column (a history from before lenses is migrated by `run`;
     until then it is read as nothing published, so a first lensed run of an old warehouse starts afresh)."""
-    if not table_exists(con, "marts", "customer_segment_history"):
-        return False
-    (n,) = con.execute("select count(*) from information_schema.columns where table_schema = 'marts' and "
-                       "table_name = 'customer_segment_history' and column_name = 'segmentation'").fetchone()
-    return bool(n)
+    return column_exists(con, "marts", "customer_segment_history", "segmentation")
 
 
 def _version_on(con: duckdb.DuckDBPyConnection, lens: str, where: str, order: str, day: dt.date) -> str | None:

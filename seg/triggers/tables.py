@@ -33,7 +33,7 @@ import duckdb
 
 from seg.core.config import pii_key
 from seg.core.paths import Paths
-from seg.core.warehouse import sql_str, table_exists
+from seg.core.warehouse import column_exists, sql_str, table_exists
 
 HISTORY = "marts.trigger_membership_history"
 CURRENT = "marts.trigger_memberships"
@@ -210,8 +210,7 @@ def _create_active_view(con: duckdb.DuckDBPyConnection, lenses: tuple[str, ...])
         f"max(segment_name) filter (where segmentation = {sql_str(lens)}) as {lens}_segment_name"
         for lens in lenses)
     if table_exists(con, schema, table):
-        (lensed,) = con.execute("select count(*) from information_schema.columns where table_schema = ? and "
-                                "table_name = ? and column_name = 'segmentation'", [schema, table]).fetchone()
+        lensed = column_exists(con, schema, table, "segmentation")
         lens_column = "segmentation" if lensed else f"{sql_str(lenses[0])} as segmentation"  # written before lenses
         source = f"select person_id, customer_id, segment_id, segment_name, {lens_column} from {ML_SEGMENTS}"
     else:
